@@ -1,0 +1,83 @@
+/**
+ * The normalised view of one Defender for Cloud export record. Every stage after `normalise` reads this type;
+ * `raw` keeps the original record, untouched, for Splunk.
+ */
+
+/** Record kinds the forwarder understands (our names, see docs in defender-export.md). */
+export const KINDS = [
+  'alert',
+  'recommendation',
+  'finding',
+  'secureScore',
+  'secureScoreControl',
+  'regulatoryCompliance',
+] as const;
+export type Kind = (typeof KINDS)[number];
+
+/**
+ * Severities in ascending order. `Unknown` (also used for a missing severity) sorts below all and never
+ * satisfies a minimum.
+ */
+export const SEVERITIES = ['Unknown', 'Informational', 'Low', 'Medium', 'High', 'Critical'] as const;
+export type Severity = (typeof SEVERITIES)[number];
+
+/** Rank of a severity: Unknown 0, Informational 1 ... Critical 5. */
+export function severityRank(severity: Severity): number {
+  return SEVERITIES.indexOf(severity);
+}
+
+/** Maps any spelling of a severity (`high`, `HIGH`, ` High `) to the canonical one; anything else is Unknown. */
+export function parseSeverity(value: unknown): Severity {
+  if (typeof value !== 'string') return 'Unknown';
+  const wanted = value.trim().toLowerCase();
+  for (const severity of SEVERITIES) {
+    if (severity.toLowerCase() === wanted) return severity;
+  }
+  return 'Unknown';
+}
+
+/** True when `value` names a severity exactly (case-insensitive), `Unknown` included. */
+export function isSeverityName(value: string): boolean {
+  const wanted = value.trim().toLowerCase();
+  return SEVERITIES.some((severity) => severity.toLowerCase() === wanted);
+}
+
+/** The normalised record. Read-only: stages never change a Finding, they derive new values from it. */
+export interface Finding {
+  readonly kind: Kind;
+  /** The record's identity: SystemAlertId for alerts, the ARM `id` for the others. */
+  readonly id: string;
+  readonly severity: Severity;
+  /** `New`, `Active`, `Unhealthy`, `Failed`...; empty when the kind has no status (secure scores). */
+  readonly status: string;
+  readonly title: string;
+  readonly description: string;
+  /** The affected resource's ARM id (or the record's own id when no resource is named). */
+  readonly resourceId: string;
+  readonly subscriptionId: string;
+  readonly resourceGroup: string;
+  /** The AKS / Kubernetes cluster name, when the record is about one. */
+  readonly cluster?: string;
+  /** Kubernetes namespace, when an alert names one. */
+  readonly namespace?: string;
+  /** Alerts only: `K8S_AdmissionController`, `VM_EICAR`... */
+  readonly alertType?: string;
+  /** MITRE ATT&CK tactics, split from the alert's `Intent`. */
+  readonly tactics: readonly string[];
+  /** CVE ids named by the record, upper-case, de-duplicated. */
+  readonly cves: readonly string[];
+  /** The highest CVSS (3.x preferred) score the record names. */
+  readonly cvss?: number;
+  /** An https:// link into the Azure portal. */
+  readonly link?: string;
+  /** When the record's event happened (ISO 8601, as given by Defender; a missing zone is left as is). */
+  readonly time: string;
+  /** True for weekly snapshot exports (`isSnapshot: true`). */
+  readonly snapshot: boolean;
+  /** The export action (`Insert`, `Delete`, `Write`) when the envelope names one. */
+  readonly action?: string;
+  /** The first remediation steps, when the record carries any. */
+  readonly remediation: readonly string[];
+  /** The original record, untouched. */
+  readonly raw: unknown;
+}

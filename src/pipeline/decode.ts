@@ -1,0 +1,281 @@
+/**
+ * Decode: turns one Event Hub body (as the Functions trigger or a file hands it over) into records, or into
+ * quarantine entries with a precise reason. It never throws for bad input and never lets a hostile key reach
+ * an object's prototype.
+ *
+ * A body is one JSON object, an array of objects, or `{"records": [...]}`. The Functions library JSON-parses
+ * string bodies it can, so a body may arrive as an object, a number, a string or a Buffer.
+ */
+
+/** Where an event came from on the Event Hub (absent for files). */
+export interface EventMetadata {
+  readonly partitionId?: string;
+  readonly sequenceNumber?: number;
+  readonly offset?: string;
+  readonly enqueuedTimeUtc?: string;
+  readonly partitionKey?: string;
+}
+
+/** One body with its label (`file.json`, `file.jsonl:12`, `eh:0/1234`) and event metadata. */
+export interface Envelope {
+  readonly input: string;
+  readonly body: unknown;
+  readonly metadata?: EventMetadata;
+}
+
+export type QuarantineCode =
+  | 'empty-body'
+  | 'not-json'
+  | 'not-an-object'
+  | 'bad-records-wrapper'
+  | 'too-large'
+  | 'hostile-key'
+  | 'too-deep'
+  | 'unknown-kind'
+  | 'schema';
+
+/** A record that will not go through the pipeline, with everything needed to look at it again. */
+export interface Rejection {
+  readonly ok: false;
+  readonly input: string;
+  readonly code: QuarantineCode;
+  /** Human-readable and precise: what is wrong and where. */
+  readonly reason: string;
+  /** The original text (string bodies) or value (parsed bodies) of what was rejected. */
+  readonly raw: unknown;
+  readonly metadata?: EventMetadata;
+  /** Index of the record inside a multi-record body. */
+  readonly index?: number;
+}
+
+/** A record that decoded safely. */
+export interface DecodedRecord {
+  readonly ok: true;
+  readonly input: string;
+  /** The record exactly as received (parsed JSON). */
+  readonly record: Record<string, unknown>;
+  /**
+   * The same record with key casing folded for validation and normalisation: first letter lower-cased
+   * (`SystemAlertId` -> `systemAlertId`), Newtonsoft `$type` annotations dropped, `{"$values": [...]}`
+   * wrappers unwrapped. Values are shared with nothing: it is a separate tree.
+   */
+  readonly view: Record<string, unknown>;
+  readonly metadata?: EventMetadata;
+  readonly index?: number;
+}
+
+export type Decoded = DecodedRecord | Rejection;
+
+export interface DecodeLimits {
+  /** Largest record accepted, in bytes of JSON (Event Hubs caps an event at 1 MB). */
+  readonly maxRecordBytes: number;
+  /** Deepest nesting of objects and arrays accepted. Real Defender records stay under 20. */
+  readonly maxDepth: number;
+}
+
+export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({
+  maxRecordBytes: 1024 * 1024,
+  maxDepth: 64,
+});
+
+/** Keys that could reach a prototype if a consumer ever copied the record with plain assignment. */
+const HOSTILE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+class RecordProblem extends Error {
+  constructor(
+    readonly code: QuarantineCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Decodes one body into records and rejections, in body order. */
+export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DECODE_LIMITS): Decoded[] {
+  const { input, metadata } = envelope;
+  const reject = (code: QuarantineCode, reason: string, raw: unknown, index?: number): Rejection =>
+    withOptional({ ok: false as const, input, code, reason, raw }, metadata, index);
+
+  let body = envelope.body;
+  let text: string | undefined;
+  if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
+    body = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
+  }
+  if (typeof body === 'string') {
+    text = body.charCodeAt(0) === 0xfeff ? body.slice(1) : body;
+    if (text.trim() === '') return [reject('empty-body', 'body is empty', text)];
+    if (text.length > limits.maxRecordBytes && Buffer.byteLength(text, 'utf8') > limits.maxRecordBytes * 64) {
+      // Far beyond anything Event Hubs carries: do not even parse it.
+      return [reject('too-large', `body is ${Buffer.byteLength(text, 'utf8')} bytes`, text.slice(0, 4096))];
+    }
+    try {
+      body = JSON.parse(text) as unknown;
+    } catch (error) {
+      return [reject('not-json', `body is not JSON: ${describeParseError(error, text)}`, text)];
+    }
+  }
+
+  if (body === null || typeof body !== 'object') {
+    const what = body === null ? 'null' : `a JSON ${typeof body}`;
+    return [reject('not-an-object', `body is ${what}, not an object`, text ?? body)];
+  }
+
+  let records: unknown[];
+  let many = false;
+  if (Array.isArray(body)) {
+    records = body;
+    many = true;
+  } else if (Object.prototype.hasOwnProperty.call(body, 'records') && Object.keys(body).length === 1) {
+    const inner = (body as { records: unknown }).records;
+    if (!Array.isArray(inner)) {
+      return [reject('bad-records-wrapper', `"records" is ${typeName(inner)}, expected an array`, text ?? body)];
+    }
+    records = inner;
+    many = true;
+  } else {
+    records = [body];
+  }
+  if (records.length === 0) return [reject('empty-body', 'body holds no records (empty array)', text ?? body)];
+
+  // A single-record string body's size is its text length; otherwise the walk estimates it.
+  const knownBytes = !many && text !== undefined ? Buffer.byteLength(text, 'utf8') : undefined;
+  const out: Decoded[] = [];
+  records.forEach((record, i) => {
+    const index = many ? i : undefined;
+    const label = many ? `${input}#${i}` : input;
+    const rawForQuarantine = many ? record : (text ?? record);
+    if (record === null || typeof record !== 'object' || Array.isArray(record)) {
+      const where = many ? `record ${i}` : 'body';
+      out.push(
+        withOptional(
+          { ok: false as const, input: label, code: 'not-an-object' as const, reason: `${where} is ${typeName(record)}, not an object`, raw: rawForQuarantine },
+          metadata,
+          index,
+        ),
+      );
+      return;
+    }
+    if (knownBytes !== undefined && knownBytes > limits.maxRecordBytes) {
+      out.push(
+        withOptional(
+          { ok: false as const, input: label, code: 'too-large' as const, reason: `record is ${knownBytes} bytes, over the ${limits.maxRecordBytes}-byte limit`, raw: rawForQuarantine },
+          metadata,
+          index,
+        ),
+      );
+      return;
+    }
+    try {
+      const walk = { bytes: 0, limits };
+      const view = foldRecord(record as Record<string, unknown>, walk);
+      if (knownBytes === undefined && walk.bytes > limits.maxRecordBytes) {
+        throw new RecordProblem('too-large', `record is about ${walk.bytes} bytes, over the ${limits.maxRecordBytes}-byte limit`);
+      }
+      out.push(withOptional({ ok: true as const, input: label, record: record as Record<string, unknown>, view }, metadata, index));
+    } catch (error) {
+      if (!(error instanceof RecordProblem)) throw error;
+      out.push(withOptional({ ok: false as const, input: label, code: error.code, reason: error.message, raw: rawForQuarantine }, metadata, index));
+    }
+  });
+  return out;
+}
+
+function withOptional<T extends object>(value: T, metadata: EventMetadata | undefined, index: number | undefined): T {
+  const result: T & { metadata?: EventMetadata; index?: number } = value;
+  if (metadata !== undefined) result.metadata = metadata;
+  if (index !== undefined) result.index = index;
+  return result;
+}
+
+/** Folds a key the way Newtonsoft's PascalCase and camelCase outputs meet: first letter lower-case. */
+export function foldKey(key: string): string {
+  const first = key.charCodeAt(0);
+  return first >= 65 && first <= 90 ? String.fromCharCode(first + 32) + key.slice(1) : key;
+}
+
+interface WalkState {
+  bytes: number;
+  readonly limits: DecodeLimits;
+}
+
+function foldRecord(record: Record<string, unknown>, walk: WalkState): Record<string, unknown> {
+  return foldObject(record, walk, 1, '');
+}
+
+function foldValue(value: unknown, walk: WalkState, depth: number, path: string): unknown {
+  if (value === null) {
+    walk.bytes += 4;
+    return null;
+  }
+  switch (typeof value) {
+    case 'string':
+      walk.bytes += value.length + 2;
+      return value;
+    case 'number':
+    case 'boolean':
+      walk.bytes += 6;
+      return value;
+    case 'object':
+      break;
+    default:
+      // JSON never yields anything else; a host handing us functions or symbols is not a Defender record.
+      throw new RecordProblem('not-an-object', `${path || 'record'} holds a ${typeof value}, which JSON cannot carry`);
+  }
+  if (depth > walk.limits.maxDepth) {
+    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${path}`);
+  }
+  if (Array.isArray(value)) {
+    walk.bytes += 2;
+    const out = new Array<unknown>(value.length);
+    for (let i = 0; i < value.length; i++) out[i] = foldValue(value[i], walk, depth + 1, `${path}[${i}]`);
+    return out;
+  }
+  const object = value as Record<string, unknown>;
+  // Newtonsoft's typed collections: {"$type": "...", "$values": [...]} stand for the array itself.
+  if (Object.prototype.hasOwnProperty.call(object, '$values') && Array.isArray(object['$values'])) {
+    return foldValue(object['$values'], walk, depth, path);
+  }
+  return foldObject(object, walk, depth + 1, path);
+}
+
+function foldObject(object: Record<string, unknown>, walk: WalkState, depth: number, path: string): Record<string, unknown> {
+  if (depth > walk.limits.maxDepth) {
+    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${path}`);
+  }
+  const out: Record<string, unknown> = {};
+  walk.bytes += 2;
+  for (const key of Object.keys(object)) {
+    const keyPath = path === '' ? key : `${path}.${key}`;
+    if (HOSTILE_KEYS.has(key)) {
+      throw new RecordProblem('hostile-key', `forbidden key "${key}" at ${keyPath}`);
+    }
+    walk.bytes += key.length + 4;
+    if (key === '$type') continue;
+    const folded = foldKey(key);
+    const value = foldValue(object[key], walk, depth, keyPath);
+    // When both spellings occur, keep the first one that carries a value.
+    if (!Object.prototype.hasOwnProperty.call(out, folded) || out[folded] === null || out[folded] === undefined) {
+      out[folded] = value;
+    }
+  }
+  return out;
+}
+
+function typeName(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/** Turns V8's parse error into "Unexpected token ... at line L column C". */
+function describeParseError(error: unknown, text: string): string {
+  const message = error instanceof Error ? error.message : String(error);
+  const match = /position (\d+)/.exec(message);
+  if (!match?.[1]) return message;
+  const position = Number(match[1]);
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  const column = position - before.lastIndexOf('\n');
+  const base = message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/ in JSON at position \d+.*$/, '');
+  return `${base} at line ${line} column ${column}`;
+}
