@@ -1,0 +1,147 @@
+/**
+ * Reads `--input` arguments into Event Hub bodies: files, folders (file-name order) and `-` for stdin.
+ * A file holds one body (object, array or `{"records": [...]}`) or one body per line (JSON Lines). Line mode
+ * streams, so memory stays flat however large the file.
+ */
+import { createReadStream } from 'node:fs';
+import { readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import type { Readable } from 'node:stream';
+import type { Envelope } from '../pipeline/decode.js';
+
+/** File endings read from folders; other files in a folder are skipped (and said so). */
+const READABLE_EXTENSIONS = new Set(['.json', '.jsonl', '.ndjson', '.txt']);
+const LINE_EXTENSIONS = new Set(['.jsonl', '.ndjson']);
+
+export class InputError extends Error {}
+
+export interface InputOptions {
+  readonly stdin: Readable;
+  /** Told about files skipped in folders. */
+  readonly onSkip?: (file: string, why: string) => void;
+  /** Told when a new file starts, for progress. */
+  readonly onFile?: (file: string) => void;
+}
+
+/** Expands the arguments into the list of sources, in order; fails on a path that does not exist. */
+export async function expandInputs(inputs: readonly string[], options: Pick<InputOptions, 'onSkip'> = {}): Promise<string[]> {
+  const out: string[] = [];
+  for (const input of inputs) {
+    if (input === '-') {
+      out.push('-');
+      continue;
+    }
+    let info;
+    try {
+      info = await stat(input);
+    } catch (error) {
+      throw new InputError(`--input ${input}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file or folder' : String(error)}`, { cause: error });
+    }
+    if (info.isDirectory()) {
+      out.push(...(await listFolder(input, options.onSkip)));
+    } else {
+      out.push(input);
+    }
+  }
+  return out;
+}
+
+async function listFolder(folder: string, onSkip?: (file: string, why: string) => void): Promise<string[]> {
+  const entries = await readdir(folder, { withFileTypes: true });
+  entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const out: string[] = [];
+  for (const entry of entries) {
+    const full = path.join(folder, entry.name);
+    if (entry.name.startsWith('.')) continue;
+    if (entry.isDirectory()) {
+      out.push(...(await listFolder(full, onSkip)));
+    } else if (READABLE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) {
+      out.push(full);
+    } else {
+      onSkip?.(full, `not a ${[...READABLE_EXTENSIONS].join('/')} file`);
+    }
+  }
+  return out;
+}
+
+/** Yields every body of every input, in order. */
+export async function* readEnvelopes(inputs: readonly string[], options: InputOptions): AsyncGenerator<Envelope> {
+  for (const source of await expandInputs(inputs, options)) {
+    options.onFile?.(source);
+    if (source === '-') {
+      yield* readStream(options.stdin, 'stdin', false);
+    } else {
+      const lineMode = LINE_EXTENSIONS.has(path.extname(source).toLowerCase());
+      yield* readStream(createReadStream(source, { encoding: 'utf8' }), source, lineMode);
+    }
+  }
+}
+
+/**
+ * A stream is one body unless it is JSON Lines: a `.jsonl`/`.ndjson` file, or a stream whose first non-empty
+ * line is a complete JSON value and more lines follow. Labels are `file` for one body, `file:line` per line.
+ */
+async function* readStream(stream: Readable, label: string, lineMode: boolean): AsyncGenerator<Envelope> {
+  stream.setEncoding?.('utf8');
+  const lines = createInterface({ input: stream, crlfDelay: Infinity });
+  let mode: 'undecided' | 'lines' | 'whole' = lineMode ? 'lines' : 'undecided';
+  let pending: { line: string; number: number } | undefined;
+  const whole: string[] = [];
+  let number = 0;
+  try {
+    for await (const line of lines) {
+      number += 1;
+      if (mode === 'whole') {
+        whole.push(line);
+        continue;
+      }
+      if (line.trim() === '') {
+        if (mode === 'undecided') whole.push(line);
+        continue;
+      }
+      if (mode === 'undecided') {
+        if (pending === undefined) {
+          if (isJson(line)) {
+            pending = { line, number };
+          } else {
+            mode = 'whole';
+            whole.push(line);
+          }
+          continue;
+        }
+        // A second non-empty line after a complete JSON first line: JSON Lines.
+        mode = 'lines';
+        yield { input: `${label}:${pending.number}`, body: pending.line };
+        pending = undefined;
+      }
+      yield { input: `${label}:${number}`, body: line };
+    }
+  } catch (error) {
+    throw new InputError(`${label}: cannot read: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  if (mode === 'lines' && pending !== undefined) {
+    yield { input: `${label}:${pending.number}`, body: pending.line };
+  } else if (mode === 'undecided' && pending !== undefined) {
+    yield { input: label, body: pending.line };
+  } else if (mode === 'whole') {
+    yield { input: label, body: whole.join('\n') };
+  } else if (mode === 'undecided' && number === 0) {
+    // An empty file is one empty body: it is reported (quarantined), not silently skipped.
+    yield { input: label, body: '' };
+  } else if (mode === 'undecided') {
+    yield { input: label, body: whole.join('\n') };
+  }
+}
+
+function isJson(line: string): boolean {
+  const trimmed = line.trim();
+  const first = trimmed[0];
+  if (first !== '{' && first !== '[') return false;
+  try {
+    JSON.parse(trimmed);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,128 @@
+/**
+ * The `defender-forwarder` command line. Every command returns its exit code: 0 success, 1 some record was
+ * quarantined or invalid, 2 usage or configuration errors.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { loadRulesFile, RulesError } from '../routing/load.js';
+import type { RoutingRules } from '../routing/types.js';
+import { EXIT, type ExitCode } from './exit.js';
+import { forwardCommand } from './forward.js';
+import { InputError } from './inputs.js';
+import { processIo, type CliIo } from './io.js';
+import { routesLintCommand } from './routesLint.js';
+import { routesTestCommand } from './routesTest.js';
+import { validateCommand } from './validate.js';
+
+/** A failure the user can fix: printed as one clear message, exit code 2. */
+class UsageError extends Error {}
+
+export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<ExitCode> {
+  let exitCode: ExitCode = EXIT.ok;
+  const program = buildProgram(io, (code) => {
+    exitCode = code;
+  });
+  try {
+    await program.parseAsync([...argv], { from: 'user' });
+    return exitCode;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are not errors; everything else commander rejects is a usage error.
+      return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    }
+    if (error instanceof RulesError || error instanceof UsageError || error instanceof InputError) {
+      io.stderr.write(`defender-forwarder: ${error.message}\n`);
+      return EXIT.usage;
+    }
+    throw error;
+  }
+}
+
+function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
+  const program = new Command('defender-forwarder')
+    .description('Validate, route and forward Microsoft Defender for Cloud exports (alerts, recommendations, findings).')
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: (text) => io.stderr.write(text),
+    })
+    .showHelpAfterError('(run with --help for usage)');
+
+  const inputOption = (): Option =>
+    new Option('-i, --input <path...>', 'files, folders (read in file-name order) or - for stdin; one body per file or per line');
+  const rulesOption = (): Option =>
+    new Option('-r, --rules <file>', 'routing rules file (YAML)').env('ROUTES_FILE').makeOptionMandatory();
+
+  program
+    .command('forward')
+    .description('run the pipeline over records and report, per record, where it goes and why')
+    .addOption(inputOption().makeOptionMandatory())
+    .addOption(rulesOption())
+    .option('--dry-run', 'decide and report only: nothing is sent, no secrets are needed', false)
+    .addOption(new Option('--report <format>', 'per-record report on stdout').choices(['json', 'table']).default('json'))
+    .action(async (options: { input: string[]; rules: string; dryRun: boolean; report: 'json' | 'table' }) => {
+      const rules = await loadRules(options.rules);
+      if (!options.dryRun) {
+        throw new UsageError(
+          'forward: delivery to destinations is not available in this version; add --dry-run to see what would be delivered where',
+        );
+      }
+      setExit(await forwardCommand({ inputs: options.input, rules, dryRun: options.dryRun, report: options.report }, io));
+    });
+
+  const routes = program.command('routes').description('test and lint routing rules');
+  routes
+    .command('test')
+    .description('show, per record, which route matched, which did not and why, and the mute and dedupe decisions')
+    .addOption(rulesOption())
+    .addOption(inputOption().makeOptionMandatory())
+    .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (options: { input: string[]; rules: string; report: 'text' | 'json' }) => {
+      const rules = await loadRules(options.rules);
+      setExit(await routesTestCommand({ inputs: options.input, rules, report: options.report }, io));
+    });
+  routes
+    .command('lint')
+    .description('check a rules file: schema, references, expired mutes, shadowed routes, unset ${ENV}; with --input, coverage')
+    .addOption(rulesOption())
+    .addOption(inputOption())
+    .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (options: { input?: string[]; rules: string; report: 'text' | 'json' }) => {
+      let rules: RoutingRules;
+      try {
+        rules = await loadRules(options.rules);
+      } catch (error) {
+        if (!(error instanceof RulesError)) throw error;
+        for (const issue of error.issues) {
+          io.stdout.write(`${options.rules}${issue.line !== undefined ? `:${issue.line}` : ''}: error: ${issue.path ? `${issue.path}: ` : ''}${issue.message}\n`);
+        }
+        io.stderr.write(`routes lint: ${error.issues.length} errors\n`);
+        setExit(EXIT.usage);
+        return;
+      }
+      setExit(await routesLintCommand({ inputs: options.input ?? [], rules, report: options.report }, io));
+    });
+
+  program
+    .command('validate')
+    .description('check records against the schemas and print precise errors (path, expected, got)')
+    .addOption(inputOption().makeOptionMandatory())
+    .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (options: { input: string[]; report: 'text' | 'json' }) => {
+      setExit(await validateCommand({ inputs: options.input, report: options.report }, io));
+    });
+
+  return program;
+}
+
+/** Loads the rules file; a file that cannot be read is a usage error naming it. */
+async function loadRules(file: string): Promise<RoutingRules> {
+  try {
+    return await loadRulesFile(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException | undefined)?.code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'EACCES') {
+      throw new UsageError(`--rules ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'is a folder' : 'permission denied'}`, { cause: error });
+    }
+    throw error;
+  }
+}

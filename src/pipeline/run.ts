@@ -1,0 +1,248 @@
+/**
+ * Run: the one pipeline every host uses (the Event Hub function, the CLI over files, later the standalone
+ * consumer). decode -> classify -> validate -> normalise -> route (+ mutes, dedupe) -> outcome.
+ * Delivery comes after this stage and is not part of it yet.
+ */
+import type { Finding, Kind, Severity } from '../model/finding.js';
+import { dedupeKey } from '../routing/dedupe.js';
+import { routeFinding } from '../routing/route.js';
+import type { NotificationLedger, RouteDecision, RoutingRules } from '../routing/types.js';
+import { classifyRecord, type AlertShape } from './classify.js';
+import { decodeBody, DEFAULT_DECODE_LIMITS, type DecodeLimits, type Envelope, type EventMetadata } from './decode.js';
+import { normaliseRecord } from './normalise.js';
+import type { QuarantineEntry, QuarantineSink, SchemaError } from './quarantine.js';
+import { validateRecord } from './validate.js';
+
+export type Outcome = 'routed' | 'unrouted' | 'muted' | 'quarantined';
+
+/** One line of the run report (`--report json`), exactly as architecture.md lists it. */
+export interface RecordReport {
+  readonly input: string;
+  readonly kind: Kind | null;
+  readonly id: string | null;
+  readonly severity: Severity | null;
+  readonly status: string | null;
+  readonly outcome: Outcome;
+  readonly destinations: readonly string[];
+  readonly duplicates: readonly string[];
+  readonly muted: readonly string[];
+  readonly deadLettered: readonly string[];
+  readonly reason: string | null;
+}
+
+/** A record that passed decode, classify and validate. */
+export interface AcceptedRecord {
+  readonly ok: true;
+  readonly input: string;
+  readonly kind: Kind;
+  readonly shape: AlertShape | 'arm';
+  readonly finding: Finding;
+  readonly metadata?: EventMetadata;
+}
+
+/** A record that did not, with its quarantine entry. */
+export interface RejectedRecord {
+  readonly ok: false;
+  readonly input: string;
+  readonly entry: QuarantineEntry;
+}
+
+export type InspectedRecord = AcceptedRecord | RejectedRecord;
+
+/** Everything known about one record after the run. */
+export interface RecordResult {
+  readonly report: RecordReport;
+  readonly finding?: Finding;
+  readonly decision?: RouteDecision;
+  readonly quarantine?: QuarantineEntry;
+  readonly metadata?: EventMetadata;
+}
+
+/**
+ * Decode, classify, validate and normalise one body. Pure apart from the clock (for `quarantinedAt`);
+ * never throws for bad input.
+ */
+export function inspectEnvelope(envelope: Envelope, options: { limits?: DecodeLimits; now?: Date } = {}): InspectedRecord[] {
+  const now = (options.now ?? new Date()).toISOString();
+  return decodeBody(envelope, options.limits ?? DEFAULT_DECODE_LIMITS).map((decoded): InspectedRecord => {
+    const base = { input: decoded.input, metadata: decoded.metadata, index: decoded.index };
+    if (!decoded.ok) {
+      return rejected(base, { code: decoded.code, reason: decoded.reason, kind: null, errors: [], raw: decoded.raw, quarantinedAt: now });
+    }
+    const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : decoded.record;
+    const classification = classifyRecord(decoded.view);
+    if (!classification.ok) {
+      return rejected(base, { code: 'unknown-kind', reason: classification.reason, kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
+    }
+    const errors = validateRecord(classification.kind, classification.shape, decoded.view);
+    if (errors.length > 0) {
+      return rejected(base, {
+        code: 'schema',
+        reason: `${classification.kind} fails its schema: ${describeSchemaErrors(errors)}`,
+        kind: classification.kind,
+        errors,
+        raw: rawForQuarantine,
+        quarantinedAt: now,
+      });
+    }
+    const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record);
+    const accepted: AcceptedRecord = { ok: true, input: decoded.input, kind: classification.kind, shape: classification.shape, finding };
+    return decoded.metadata ? { ...accepted, metadata: decoded.metadata } : accepted;
+  });
+}
+
+/** "properties.status.code: expected string, got number 3; ... (+2 more)". */
+export function describeSchemaErrors(errors: readonly SchemaError[], max = 3): string {
+  const shown = errors.slice(0, max).map((error) => `${error.path}: expected ${error.expected}, got ${error.got}`);
+  const more = errors.length > max ? ` (+${errors.length - max} more)` : '';
+  return shown.join('; ') + more;
+}
+
+function rejected(
+  base: { input: string; metadata: EventMetadata | undefined; index: number | undefined },
+  entry: Omit<QuarantineEntry, 'input' | 'metadata' | 'index'>,
+): RejectedRecord {
+  const full: QuarantineEntry = {
+    input: base.input,
+    ...entry,
+    ...(base.metadata ? { metadata: base.metadata } : {}),
+    ...(base.index !== undefined ? { index: base.index } : {}),
+  };
+  return { ok: false, input: base.input, entry: full };
+}
+
+export interface PipelineOptions {
+  readonly rules: RoutingRules;
+  /** Notification ledger for dedupe (in memory for dry runs). */
+  readonly ledger: NotificationLedger;
+  /** Where quarantined records are kept; when absent they are only reported. */
+  readonly quarantine?: QuarantineSink;
+  readonly limits?: DecodeLimits;
+  readonly now?: () => Date;
+}
+
+export interface Pipeline {
+  /**
+   * Runs one body through every stage. Resolves once every record has its outcome and every quarantined
+   * record is stored; rejects only when the quarantine store fails (the batch must then be retried).
+   */
+  processEnvelope(envelope: Envelope): Promise<RecordResult[]>;
+}
+
+export function createPipeline(options: PipelineOptions): Pipeline {
+  const clock = options.now ?? (() => new Date());
+  const { rules, ledger, quarantine } = options;
+  const limits = options.limits ?? DEFAULT_DECODE_LIMITS;
+  return {
+    async processEnvelope(envelope) {
+      const now = clock();
+      const results: RecordResult[] = [];
+      for (const inspected of inspectEnvelope(envelope, { limits, now })) {
+        if (!inspected.ok) {
+          if (quarantine) await quarantine.put(inspected.entry);
+          results.push(quarantinedResult(inspected.entry));
+          continue;
+        }
+        results.push(await decide(rules, ledger, inspected, now));
+      }
+      return results;
+    },
+  };
+}
+
+async function decide(rules: RoutingRules, ledger: NotificationLedger, record: AcceptedRecord, now: Date): Promise<RecordResult> {
+  const { finding } = record;
+  const decision = routeFinding(rules, finding, now);
+  const mutedNames = new Set(decision.muted.map((muted) => muted.destination));
+  const destinations: string[] = [];
+  const duplicates: string[] = [];
+  for (const name of decision.destinations) {
+    if (mutedNames.has(name)) continue;
+    const destination = rules.destinations.get(name);
+    if (destination?.dedupe && !(await ledger.claim(dedupeKey(name, finding)))) {
+      duplicates.push(name);
+    } else {
+      destinations.push(name);
+    }
+  }
+  const muted = decision.destinations.filter((name) => mutedNames.has(name));
+  let outcome: Outcome = 'routed';
+  if (decision.destinations.length === 0) outcome = 'unrouted';
+  else if (muted.length === decision.destinations.length) outcome = 'muted';
+  const report: RecordReport = {
+    input: record.input,
+    kind: finding.kind,
+    id: finding.id,
+    severity: finding.severity,
+    status: finding.status,
+    outcome,
+    destinations,
+    duplicates,
+    muted,
+    deadLettered: [],
+    reason: null,
+  };
+  return { report, finding, decision, ...(record.metadata ? { metadata: record.metadata } : {}) };
+}
+
+function quarantinedResult(entry: QuarantineEntry): RecordResult {
+  const report: RecordReport = {
+    input: entry.input,
+    kind: entry.kind,
+    id: null,
+    severity: null,
+    status: null,
+    outcome: 'quarantined',
+    destinations: [],
+    duplicates: [],
+    muted: [],
+    deadLettered: [],
+    reason: entry.reason,
+  };
+  return { report, quarantine: entry, ...(entry.metadata ? { metadata: entry.metadata } : {}) };
+}
+
+/** Counts for the summary a run prints (and, later, emits as telemetry). */
+export interface RunSummary {
+  records: number;
+  outcomes: Record<Outcome, number>;
+  /** kind -> severity -> count, accepted records only. */
+  byKind: Record<string, Record<string, number>>;
+  /** destination -> records it gets (after mutes and dedupe). */
+  delivered: Record<string, number>;
+  duplicates: Record<string, number>;
+  muted: Record<string, number>;
+  /** quarantine reason code -> count. */
+  quarantined: Record<string, number>;
+}
+
+export function emptySummary(): RunSummary {
+  return {
+    records: 0,
+    outcomes: { routed: 0, unrouted: 0, muted: 0, quarantined: 0 },
+    byKind: {},
+    delivered: {},
+    duplicates: {},
+    muted: {},
+    quarantined: {},
+  };
+}
+
+/** Adds one record's result to a summary (in place; summaries stay small however long the run). */
+export function addToSummary(summary: RunSummary, result: RecordResult): void {
+  const { report } = result;
+  summary.records += 1;
+  summary.outcomes[report.outcome] += 1;
+  if (report.kind && report.outcome !== 'quarantined') {
+    const bySeverity = (summary.byKind[report.kind] ??= {});
+    const severity = report.severity ?? 'Unknown';
+    bySeverity[severity] = (bySeverity[severity] ?? 0) + 1;
+  }
+  for (const name of report.destinations) summary.delivered[name] = (summary.delivered[name] ?? 0) + 1;
+  for (const name of report.duplicates) summary.duplicates[name] = (summary.duplicates[name] ?? 0) + 1;
+  for (const name of report.muted) summary.muted[name] = (summary.muted[name] ?? 0) + 1;
+  if (result.quarantine) {
+    const code = result.quarantine.code;
+    summary.quarantined[code] = (summary.quarantined[code] ?? 0) + 1;
+  }
+}
