@@ -141,3 +141,23 @@ export interface NotificationLedger {
 }
 
 export type { Finding };
+
+/**
+ * One problem found while loading a rules file. `path` names the key (`routes[2].to`); it is `''` for a YAML
+ * syntax error or a problem with the file as a whole. `line` is 1-based, in the rules file.
+ */
+export interface RulesIssue {
+  readonly path: string;
+  readonly line?: number;
+  readonly message: string;
+}
+
+/** One finding of `routes lint`. `code` is stable (`mute-expired`, `route-shadowed`...), for filtering. */
+export interface LintIssue {
+  readonly level: 'error' | 'warning';
+  readonly code: string;
+  /** The key concerned (`mutes[0].until`, `destinations.splunk`), or `''` for the file as a whole. */
+  readonly path: string;
+  readonly line?: number;
+  readonly message: string;
+}

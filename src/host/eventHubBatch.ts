@@ -1,0 +1,141 @@
+/**
+ * Adapts what the Functions Event Hub trigger hands over (cardinality many, dataType string) to pipeline
+ * envelopes, and runs a batch: every event gets a durable outcome before the invocation returns.
+ */
+import type { InvocationContext } from '@azure/functions';
+import type { Envelope, EventMetadata } from '../pipeline/decode.js';
+import { addToSummary, createPipeline, emptySummary, type RunSummary } from '../pipeline/run.js';
+import type { QuarantineSink } from '../pipeline/quarantine.js';
+import type { NotificationLedger, RoutingRules } from '../routing/types.js';
+
+/**
+ * The batch metadata the host passes in `context.triggerMetadata` (keys camel-cased by the library).
+ * Every array is indexed like the batch.
+ */
+interface BatchMetadata {
+  readonly partitionId?: string;
+  readonly eventHubName?: string;
+  readonly sequenceNumbers: readonly unknown[];
+  readonly offsets: readonly unknown[];
+  readonly enqueuedTimes: readonly unknown[];
+  readonly partitionKeys: readonly unknown[];
+}
+
+/** Reads the trigger metadata defensively: it is typed `Record<string, unknown>` and may lack any key. */
+export function readBatchMetadata(triggerMetadata: Readonly<Record<string, unknown>> | undefined): BatchMetadata {
+  const metadata = triggerMetadata ?? {};
+  const partition = asRecord(metadata['partitionContext']);
+  const partitionId = asText(partition['partitionId']);
+  const eventHubName = asText(partition['eventHubName']);
+  return {
+    ...(partitionId !== undefined ? { partitionId } : {}),
+    ...(eventHubName !== undefined ? { eventHubName } : {}),
+    sequenceNumbers: asArray(metadata['sequenceNumberArray']),
+    offsets: asArray(metadata['offsetArray']),
+    enqueuedTimes: asArray(metadata['enqueuedTimeUtcArray']),
+    partitionKeys: asArray(metadata['partitionKeyArray']),
+  };
+}
+
+/** One envelope per event, labelled `eh:<partition>/<sequence>`, carrying its event metadata. */
+export function envelopesFromBatch(messages: unknown, triggerMetadata: Readonly<Record<string, unknown>> | undefined): Envelope[] {
+  const batch = readBatchMetadata(triggerMetadata);
+  // With cardinality many the host passes an array; a lone value is a batch of one.
+  const events: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
+  return events.map((body, i) => {
+    const sequenceNumber = asNumber(batch.sequenceNumbers[i]);
+    const offset = asText(batch.offsets[i]);
+    const enqueuedTimeUtc = asTime(batch.enqueuedTimes[i]);
+    const partitionKey = asText(batch.partitionKeys[i]);
+    const metadata: EventMetadata = {
+      ...(batch.partitionId !== undefined ? { partitionId: batch.partitionId } : {}),
+      ...(sequenceNumber !== undefined ? { sequenceNumber } : {}),
+      ...(offset !== undefined ? { offset } : {}),
+      ...(enqueuedTimeUtc !== undefined ? { enqueuedTimeUtc } : {}),
+      ...(partitionKey !== undefined ? { partitionKey } : {}),
+    };
+    const input = `eh:${batch.partitionId ?? '?'}/${sequenceNumber ?? `#${i}`}`;
+    return { input, body, metadata };
+  });
+}
+
+export interface EventHubHandlerDependencies {
+  /** The routing rules (loaded and validated at start-up). */
+  readonly rules: () => Promise<RoutingRules>;
+  readonly ledger: NotificationLedger;
+  readonly quarantine: QuarantineSink;
+  readonly now?: () => Date;
+}
+
+/**
+ * The Event Hub handler. It returns only when every event has an outcome; it throws when the quarantine store
+ * is unreachable, so that the retry policy re-runs the batch instead of the host checkpointing past it.
+ */
+export function createEventHubHandler(dependencies: EventHubHandlerDependencies): (messages: unknown, context: InvocationContext) => Promise<RunSummary> {
+  return async (messages, context) => {
+    const rules = await dependencies.rules();
+    const pipeline = createPipeline({
+      rules,
+      ledger: dependencies.ledger,
+      quarantine: dependencies.quarantine,
+      ...(dependencies.now ? { now: dependencies.now } : {}),
+    });
+    const summary = emptySummary();
+    const envelopes = envelopesFromBatch(messages, context.triggerMetadata);
+    const retry = context.retryContext ? { retryCount: context.retryContext.retryCount, maxRetryCount: context.retryContext.maxRetryCount } : undefined;
+    for (const envelope of envelopes) {
+      let results;
+      try {
+        results = await pipeline.processEnvelope(envelope);
+      } catch (error) {
+        context.error(
+          JSON.stringify({ event: 'batch.failed', input: envelope.input, error: error instanceof Error ? error.message : String(error), retry }),
+        );
+        throw error;
+      }
+      for (const result of results) {
+        addToSummary(summary, result);
+        if (result.report.outcome === 'quarantined') {
+          context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
+        }
+      }
+    }
+    context.log(
+      JSON.stringify({
+        event: 'batch.done',
+        partitionId: readBatchMetadata(context.triggerMetadata).partitionId ?? null,
+        events: envelopes.length,
+        ...summary,
+        ...(retry ? { retry } : {}),
+      }),
+    );
+    return summary;
+  };
+}
+
+function asRecord(value: unknown): Readonly<Record<string, unknown>> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
+function asArray(value: unknown): readonly unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+function asText(value: unknown): string | undefined {
+  if (typeof value === 'string' && value !== '') return value;
+  if (typeof value === 'number') return String(value);
+  return undefined;
+}
+
+function asNumber(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^\d+$/.test(value)) return Number(value);
+  return undefined;
+}
+
+function asTime(value: unknown): string | undefined {
+  if (value instanceof Date) return value.toISOString();
+  if (typeof value !== 'string' || value === '') return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? value : new Date(ms).toISOString();
+}

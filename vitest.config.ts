@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // One Azurite for the run; tests read its connection string with inject('azuriteConnectionString').
+    globalSetup: ['test/support/globalSetup.ts'],
+    testTimeout: 20_000,
+    // Child processes, one per test file: module state (such as @azure/functions' cached look-up of the
+    // worker's core module, see test/support/functionsCore.ts) never leaks from one file to the next.
+    pool: 'forks',
+  },
+});
