@@ -12,6 +12,7 @@ import type { Envelope } from '../pipeline/decode.js';
 
 /** File endings read from folders; other files in a folder are skipped (and said so). */
 const READABLE_EXTENSIONS = new Set(['.json', '.jsonl', '.ndjson', '.txt']);
+const DOCUMENTATION_EXTENSIONS = new Set(['.md', '.markdown']);
 const LINE_EXTENSIONS = new Set(['.jsonl', '.ndjson']);
 
 export class InputError extends Error {}
@@ -53,7 +54,8 @@ async function listFolder(folder: string, onSkip?: (file: string, why: string) =
   const out: string[] = [];
   for (const entry of entries) {
     const full = path.join(folder, entry.name);
-    if (entry.name.startsWith('.')) continue;
+    // Hidden files and documentation (a folder's README or SOURCES) are not records.
+    if (entry.name.startsWith('.') || DOCUMENTATION_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) continue;
     if (entry.isDirectory()) {
       out.push(...(await listFolder(full, onSkip)));
     } else if (READABLE_EXTENSIONS.has(path.extname(entry.name).toLowerCase())) {

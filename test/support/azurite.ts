@@ -72,9 +72,9 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
       azuriteBlobBin(),
       '--blobHost', '127.0.0.1',
       '--blobPort', '0',
+      // Azurite refuses --location with --inMemoryPersistence; the working directory (a fresh temporary
+      // folder, removed on stop) keeps anything it might still write out of the repository.
       '--inMemoryPersistence',
-      // Nothing should be written with in-memory persistence; the location keeps it out of the repo anyway.
-      '--location', location,
       '--skipApiVersionCheck',
       '--loose',
       '--silent',
