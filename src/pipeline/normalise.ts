@@ -82,7 +82,7 @@ function normaliseActivityLogAlert(view: View, raw: unknown): Finding {
   const resourceId = text(view['resourceId']) || text(view['id']);
   return alertFinding({
     id: text(view['operationId']) || text(view['correlationId']) || text(view['eventDataId']),
-    severity: parseSeverity(p['severity'] ?? view['level']),
+    severity: parseSeverity(text(p['severity']) || view['level']),
     status: valueText(view['status']),
     title: valueText(view['eventName']) || text(p['alertDisplayName']),
     description: text(view['description']),

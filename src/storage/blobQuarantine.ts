@@ -124,8 +124,8 @@ export class BlobQuarantineStore implements QuarantineSink {
     const where = this.#container.url !== undefined ? ` at ${withoutQuery(this.#container.url)}` : '';
     const unreachable = facts.statusCode === undefined;
     const message = unreachable
-      ? `quarantine store unreachable: ${what} in ${store}${where}: ${facts.message}`
-      : `quarantine store refused the write: ${what} in ${store}${where}: HTTP ${facts.statusCode}` +
+      ? `quarantine store unreachable: ${store}${where}: ${what}: ${facts.message}`
+      : `quarantine store refused the write: ${store}${where}: ${what}: HTTP ${facts.statusCode}` +
         `${facts.code !== undefined ? ` ${facts.code}` : ''}: ${facts.message}`;
     return new QuarantineStoreError(message, store, blobName, unreachable, error);
   }

@@ -46,7 +46,7 @@ export class FolderQuarantineStore implements QuarantineSink {
       await rm(temporary, { force: true }).catch(() => undefined);
       const facts = failureFacts(error);
       throw new QuarantineStoreError(
-        `quarantine store refused the write: cannot write "${name}" in ${this.#store()}: ${facts.message}`,
+        `quarantine store refused the write: ${this.#store()}: cannot write "${name}": ${facts.message}`,
         this.#store(),
         name,
         false,

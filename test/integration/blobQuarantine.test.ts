@@ -204,7 +204,7 @@ describe('BlobQuarantineStore against Azurite', () => {
     expect(failure).toBeInstanceOf(QuarantineStoreError);
     const error = failure as QuarantineStoreError;
     expect(error.message).toMatch(
-      new RegExp(`^quarantine store unreachable: cannot create the container in container "quarantine" at http://127\\.0\\.0\\.1:${port}/${DEV_ACCOUNT_NAME}/quarantine: .*ECONNREFUSED`),
+      new RegExp(`^quarantine store unreachable: container "quarantine" at http://127\\.0\\.0\\.1:${port}/${DEV_ACCOUNT_NAME}/quarantine: cannot create the container: .*ECONNREFUSED`),
     );
     expect(error.unreachable).toBe(true);
     expect(error.store).toBe('container "quarantine"');
@@ -220,7 +220,7 @@ describe('BlobQuarantineStore against Azurite', () => {
       createContainerIfMissing: false,
     });
     await expect(noCreate.put(eventHubEntry())).rejects.toThrow(
-      /^quarantine store unreachable: cannot write "2025\/03\/04\/3-1234\.json" in container "dead-letters" at /,
+      /^quarantine store unreachable: container "dead-letters" at http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1\/dead-letters: cannot write "2025\/03\/04\/3-1234\.json": .*ECONNREFUSED/,
     );
   });
 
@@ -239,7 +239,7 @@ describe('BlobQuarantineStore against Azurite', () => {
     const error = failure as QuarantineStoreError;
     // The 403 on container creation is tolerated; the write's own 403 is the answer.
     expect(error.message).toMatch(
-      new RegExp(`^quarantine store refused the write: cannot write "2025/03/04/3-1234\\.json" in container "${container.containerName}" at .*: HTTP 403 AuthorizationFailure`),
+      new RegExp(`^quarantine store refused the write: container "${container.containerName}" at [^ ]+: cannot write "2025/03/04/3-1234\\.json": HTTP 403 AuthorizationFailure: `),
     );
     expect(error.unreachable).toBe(false);
     expect(error.message).not.toContain(wrongKey);

@@ -6,7 +6,8 @@
  * ("Azurite Blob service successfully listens on http://127.0.0.1:41477"); that line is the readiness signal.
  *
  * No process is left behind:
- * - `stop()` sends SIGTERM (Azurite closes its server) and SIGKILL if it has not exited 3 s later;
+ * - `stop()` closes the child's stdin (the watchdog below exits at once) and sends SIGTERM, then SIGKILL if it
+ *   has not exited 3 s later;
  * - the parent's `exit` event kills it (synchronously) if `stop()` was never called;
  * - and when the parent dies without running any handler (SIGKILL, crash), the child's stdin pipe closes:
  *   a one-line preload given with `--import` exits the child on end of stdin.
@@ -171,15 +172,21 @@ function waitForReady(child: ChildProcess, output: () => string, timeoutMs: numb
   });
 }
 
-/** SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
+/** End of stdin and SIGTERM, then SIGKILL after a grace period; resolves once the process has exited. */
 function terminate(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  // The handle was unref'd after start-up; without this the parent could exit before the child's exit
+  // event arrives, and the caller's await would never finish.
+  child.ref();
   return new Promise<void>((resolve) => {
     const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
     child.once('exit', () => {
       clearTimeout(timer);
       resolve();
     });
+    // End of stdin is the watchdog's cue to exit at once (the data is in memory: there is nothing to save);
+    // SIGTERM lets Azurite close its server should the watchdog be gone.
+    child.stdin?.end();
     child.kill('SIGTERM');
   });
 }

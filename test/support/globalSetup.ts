@@ -30,6 +30,10 @@ export default async function setup(project: TestProject): Promise<() => Promise
     process.stderr.write(`globalSetup: Azurite on ${azurite.blobEndpoint}, ready in ${azurite.startupMs} ms\n`);
   }
   return async () => {
+    const stopping = performance.now();
     await azurite.stop();
+    if (process.env['AZURITE_DEBUG'] !== undefined) {
+      process.stderr.write(`globalSetup: Azurite stopped in ${Math.round(performance.now() - stopping)} ms\n`);
+    }
   };
 }

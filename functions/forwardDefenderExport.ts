@@ -1,0 +1,53 @@
+/**
+ * Registration of the Event Hub function: Defender's continuous export in, routing decisions out.
+ * Registration and adaptation only; the work is in src/host/eventHubBatch.ts and src/pipeline/.
+ *
+ * - `cardinality: 'many'` with `dataType: 'string'`: without dataType the host binds bodies as JSON and one
+ *   invalid body fails the whole invocation before our code runs (functions-runtime.md). `dataType` is not
+ *   in the library's types for `app.eventHub`, hence `app.generic`.
+ * - Retry `exponentialBackoff` with `maxRetryCount: -1`: the handler throws only when the quarantine store is
+ *   unreachable, and the host checkpoints a failed batch once retries end, so retrying until the store is
+ *   back is what keeps records from being lost. The partition waits meanwhile.
+ */
+import { app, trigger } from '@azure/functions';
+import { EVENTHUB_CONNECTION_SETTING, readFunctionSettings } from '../src/config/appSettings.js';
+import { createEventHubHandler } from '../src/host/eventHubBatch.js';
+import { MemoryLedger } from '../src/routing/dedupe.js';
+import { loadRulesFile } from '../src/routing/load.js';
+import type { RoutingRules } from '../src/routing/types.js';
+import { createBlobQuarantineStore } from '../src/storage/blobQuarantine.js';
+
+const settings = readFunctionSettings();
+let rules: Promise<RoutingRules> | undefined;
+
+export const forwardDefenderExport = createEventHubHandler({
+  rules: () => (rules ??= loadRulesFile(settings.routesFile).catch((error: unknown) => {
+    rules = undefined;
+    throw error;
+  })),
+  // Until delivery lands, dedupe is per instance; the blob ledger replaces this.
+  ledger: new MemoryLedger(),
+  quarantine: createBlobQuarantineStore({ connectionString: settings.quarantineConnectionString, containerName: settings.quarantineContainer }),
+});
+
+app.generic('forwardDefenderExport', {
+  trigger: trigger.generic({
+    type: 'eventHubTrigger',
+    name: 'events',
+    direction: 'in',
+    connection: EVENTHUB_CONNECTION_SETTING,
+    eventHubName: '%EVENTHUB_NAME%',
+    consumerGroup: '%EVENTHUB_CONSUMER_GROUP%',
+    cardinality: 'many',
+    dataType: 'string',
+  }),
+  retry: {
+    strategy: 'exponentialBackoff',
+    maxRetryCount: -1,
+    minimumInterval: { seconds: 5 },
+    maximumInterval: { minutes: 5 },
+  },
+  handler: async (events, context) => {
+    await forwardDefenderExport(events, context);
+  },
+});

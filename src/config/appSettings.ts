@@ -1,0 +1,95 @@
+/**
+ * The app settings the Event Hub function reads, validated once at start-up with precise messages. Code
+ * downstream sees only the frozen, typed result. Secrets (connection strings) are never echoed back.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from './packageRoot.js';
+
+export interface FunctionSettings {
+  /** Name of the Event Hub (`EVENTHUB_NAME`); the trigger resolves `%EVENTHUB_NAME%` itself. */
+  readonly eventHubName: string;
+  /** Dedicated consumer group (`EVENTHUB_CONSUMER_GROUP`). */
+  readonly consumerGroup: string;
+  /** How the trigger connects: a connection string or identity (`EVENTHUB_CONNECTION__fullyQualifiedNamespace`). */
+  readonly eventHubConnection: 'connectionString' | 'identity';
+  /** Absolute path of the routing rules file (`ROUTES_FILE`, default `config/routes.yaml` in the app). */
+  readonly routesFile: string;
+  /** Storage connection string for the quarantine (`QUARANTINE_STORAGE`, default `AzureWebJobsStorage`). */
+  readonly quarantineConnectionString: string;
+  /** Blob container of quarantined records (`QUARANTINE_CONTAINER`, default `quarantine`). */
+  readonly quarantineContainer: string;
+}
+
+export class SettingsError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid app settings:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);
+    this.name = 'SettingsError';
+  }
+}
+
+/** Prefix of the trigger's `connection` setting. */
+export const EVENTHUB_CONNECTION_SETTING = 'EVENTHUB_CONNECTION';
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function readFunctionSettings(env: Env = process.env): FunctionSettings {
+  const problems: string[] = [];
+  const required = (name: string, what: string): string => {
+    const value = env[name]?.trim();
+    if (!value) problems.push(`${name} is not set: ${what}`);
+    return value ?? '';
+  };
+
+  const eventHubName = required('EVENTHUB_NAME', 'the name of the Event Hub Defender exports to');
+  const consumerGroup = required('EVENTHUB_CONSUMER_GROUP', 'a consumer group dedicated to the forwarder (not $Default)');
+  if (consumerGroup === '$Default') {
+    problems.push('EVENTHUB_CONSUMER_GROUP is $Default: create a consumer group for the forwarder so other readers do not steal its events');
+  }
+
+  let eventHubConnection: FunctionSettings['eventHubConnection'] = 'connectionString';
+  const connectionString = env[EVENTHUB_CONNECTION_SETTING]?.trim();
+  const namespace = env[`${EVENTHUB_CONNECTION_SETTING}__fullyQualifiedNamespace`]?.trim();
+  if (namespace) {
+    eventHubConnection = 'identity';
+    if (!/^[a-z0-9.-]+(:\d+)?$/i.test(namespace)) {
+      problems.push(`${EVENTHUB_CONNECTION_SETTING}__fullyQualifiedNamespace must be a host name like contoso.servicebus.windows.net`);
+    }
+  } else if (!connectionString) {
+    problems.push(
+      `${EVENTHUB_CONNECTION_SETTING} is not set: give a connection string (Listen rights), or ${EVENTHUB_CONNECTION_SETTING}__fullyQualifiedNamespace for a managed identity with "Azure Event Hubs Data Receiver"`,
+    );
+  } else if (!/(^|;)\s*Endpoint\s*=\s*sb:\/\//i.test(connectionString)) {
+    problems.push(`${EVENTHUB_CONNECTION_SETTING} is not an Event Hubs connection string (no Endpoint=sb://...)`);
+  }
+
+  const routesSetting = env['ROUTES_FILE']?.trim();
+  const routesFile = path.resolve(packageRoot(), routesSetting || path.join('config', 'routes.yaml'));
+  if (!existsSync(routesFile)) {
+    problems.push(
+      routesSetting
+        ? `ROUTES_FILE points to ${routesFile}, which does not exist`
+        : `no routing rules: deploy config/routes.yaml with the app (start from config/routes.example.yaml) or set ROUTES_FILE`,
+    );
+  }
+
+  const quarantineSetting = env['QUARANTINE_STORAGE']?.trim() ? 'QUARANTINE_STORAGE' : 'AzureWebJobsStorage';
+  const quarantineConnectionString = env[quarantineSetting]?.trim() ?? '';
+  if (!quarantineConnectionString) {
+    const identity = env['AzureWebJobsStorage__accountName'] || env['AzureWebJobsStorage__blobServiceUri'];
+    problems.push(
+      identity
+        ? 'quarantine storage: identity-based AzureWebJobsStorage is not supported for the quarantine yet; set QUARANTINE_STORAGE to a connection string'
+        : 'quarantine storage: set QUARANTINE_STORAGE (or AzureWebJobsStorage) to a storage connection string',
+    );
+  } else if (quarantineConnectionString !== 'UseDevelopmentStorage=true' && !/AccountName=|BlobEndpoint=/i.test(quarantineConnectionString)) {
+    problems.push(`${quarantineSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
+  }
+  const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || 'quarantine';
+  if (!/^(?!-)(?!.*--)[a-z0-9-]{3,63}(?<!-)$/.test(quarantineContainer)) {
+    problems.push(`QUARANTINE_CONTAINER "${quarantineContainer}" is not a valid container name (3-63 lower-case letters, digits, single hyphens)`);
+  }
+
+  if (problems.length > 0) throw new SettingsError(problems);
+  return Object.freeze({ eventHubName, consumerGroup, eventHubConnection, routesFile, quarantineConnectionString, quarantineContainer });
+}
