@@ -30,8 +30,8 @@ export const DEFAULT_QUARANTINE_CONTAINER = 'quarantine';
  * Retries the SDK makes inside one `put` before it rejects: 3 tries of at most 15 s each. The SDK's
  * exponential policy waits (2^(n-1) - 1) x `retryDelayInMs` after try n (capped by `maxRetryDelayInMs`):
  * here 0 s, then 0.5 s. A refused connection thus fails in about 0.5 s (measured), a silent network in
- * about 45 s; both well inside a Functions invocation. The SDK's own default (4 tries, 4 s base delay, 60 s
- * per try) would hold the partition for minutes before the Functions retry policy could take over.
+ * about 45 s; both well inside a Functions invocation. The SDK's own default (4 tries, 4 s base delay, no
+ * per-try timeout) would hold the partition for minutes before the Functions retry policy could take over.
  */
 export const DEFAULT_QUARANTINE_RETRY_OPTIONS: Readonly<StorageRetryOptions> = Object.freeze({
   maxTries: 3,

@@ -14,6 +14,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { Socket } from 'node:net';
@@ -85,6 +86,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   );
   const killOnExit = (): void => {
     child.kill('SIGKILL');
+    rmSync(location, { recursive: true, force: true });
   };
   process.once('exit', killOnExit);
 
