@@ -33,8 +33,6 @@ export const forwardDefenderExport = createEventHubHandler({
 app.generic('forwardDefenderExport', {
   trigger: trigger.generic({
     type: 'eventHubTrigger',
-    name: 'events',
-    direction: 'in',
     connection: EVENTHUB_CONNECTION_SETTING,
     eventHubName: '%EVENTHUB_NAME%',
     consumerGroup: '%EVENTHUB_CONSUMER_GROUP%',

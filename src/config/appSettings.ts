@@ -4,6 +4,7 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { containerNameProblem } from '../storage/blobQuarantine.js';
 import { packageRoot } from './packageRoot.js';
 
 export interface FunctionSettings {
@@ -86,9 +87,8 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     problems.push(`${quarantineSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
   }
   const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || 'quarantine';
-  if (!/^(?!-)(?!.*--)[a-z0-9-]{3,63}(?<!-)$/.test(quarantineContainer)) {
-    problems.push(`QUARANTINE_CONTAINER "${quarantineContainer}" is not a valid container name (3-63 lower-case letters, digits, single hyphens)`);
-  }
+  const containerProblem = containerNameProblem(quarantineContainer);
+  if (containerProblem !== undefined) problems.push(`QUARANTINE_CONTAINER "${quarantineContainer}" ${containerProblem}`);
 
   if (problems.length > 0) throw new SettingsError(problems);
   return Object.freeze({ eventHubName, consumerGroup, eventHubConnection, routesFile, quarantineConnectionString, quarantineContainer });

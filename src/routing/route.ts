@@ -3,7 +3,7 @@
  * `routes test`). Runs once per record, so it does no compiling and builds text only for the first failing
  * condition of a route that did not match.
  */
-import { compileMatch, firstFailure, matches } from './match.js';
+import { firstFailure, matches } from './match.js';
 import type { Finding, Mute, MuteDecision, Route, RouteDecision, RouteEvaluation, RoutingRules } from './types.js';
 
 /**
@@ -66,7 +66,6 @@ const fixedByRoute = new WeakMap<Route, { readonly matched: RouteEvaluation; rea
 function fixedEvaluations(route: Route): { readonly matched: RouteEvaluation; readonly skipped: RouteEvaluation } {
   let fixed = fixedByRoute.get(route);
   if (fixed === undefined) {
-    compileMatch(route.match);
     fixed = Object.freeze({
       matched: Object.freeze({ route, matched: true, skipped: false }),
       skipped: Object.freeze({ route, matched: false, skipped: true }),

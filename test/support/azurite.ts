@@ -65,6 +65,7 @@ export async function startAzurite(options: StartAzuriteOptions = {}): Promise<A
   const location = await mkdtemp(path.join(tmpdir(), 'azurite-'));
   const env = { ...process.env };
   delete env['AZURITE_ACCOUNTS']; // would replace the development account
+  delete env['NODE_OPTIONS']; // a debugger flag meant for the tests (--inspect-brk) would stall Azurite
   const started = performance.now();
   const child = spawn(
     process.execPath,

@@ -137,6 +137,11 @@ describe('evaluateMatch and matches', () => {
       });
     });
 
+    it('never matches Unknown even for a hand-built minSeverity Unknown (the loader refuses that)', () => {
+      expect(only({ minSeverity: 'Unknown' }, makeSecureScore()).ok).toBe(false);
+      expect(only({ minSeverity: 'Unknown' }, makeAlert({ severity: 'Informational' })).ok).toBe(true);
+    });
+
     it('treats a missing severity as Unknown', () => {
       const noSeverity = { ...makeAlert() } as Record<string, unknown>;
       delete noSeverity['severity'];
