@@ -49,8 +49,13 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
 
   const inputOption = (): Option =>
     new Option('-i, --input <path...>', 'files, folders (read in file-name order) or - for stdin; one body per file or per line');
-  const rulesOption = (): Option =>
-    new Option('-r, --rules <file>', 'routing rules file (YAML)').env('ROUTES_FILE').makeOptionMandatory();
+  // Not commander's .env(): the environment comes from `io`, so that tests and embedders control it.
+  const rulesOption = (): Option => new Option('-r, --rules <file>', 'routing rules file (YAML); default: $ROUTES_FILE');
+  const rulesPath = (given: string | undefined): string => {
+    const file = given ?? io.env['ROUTES_FILE'];
+    if (!file) throw new UsageError('--rules <file> is required (or set ROUTES_FILE)');
+    return file;
+  };
 
   program
     .command('forward')
@@ -59,8 +64,8 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .addOption(rulesOption())
     .option('--dry-run', 'decide and report only: nothing is sent, no secrets are needed', false)
     .addOption(new Option('--report <format>', 'per-record report on stdout').choices(['json', 'table']).default('json'))
-    .action(async (options: { input: string[]; rules: string; dryRun: boolean; report: 'json' | 'table' }) => {
-      const rules = await loadRules(options.rules);
+    .action(async (options: { input: string[]; rules?: string; dryRun: boolean; report: 'json' | 'table' }) => {
+      const rules = await loadRules(rulesPath(options.rules));
       if (!options.dryRun) {
         throw new UsageError(
           'forward: delivery to destinations is not available in this version; add --dry-run to see what would be delivered where',
@@ -76,8 +81,8 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .addOption(rulesOption())
     .addOption(inputOption().makeOptionMandatory())
     .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action(async (options: { input: string[]; rules: string; report: 'text' | 'json' }) => {
-      const rules = await loadRules(options.rules);
+    .action(async (options: { input: string[]; rules?: string; report: 'text' | 'json' }) => {
+      const rules = await loadRules(rulesPath(options.rules));
       setExit(await routesTestCommand({ inputs: options.input, rules, report: options.report }, io));
     });
   routes
@@ -86,14 +91,15 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .addOption(rulesOption())
     .addOption(inputOption())
     .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action(async (options: { input?: string[]; rules: string; report: 'text' | 'json' }) => {
+    .action(async (options: { input?: string[]; rules?: string; report: 'text' | 'json' }) => {
+      const file = rulesPath(options.rules);
       let rules: RoutingRules;
       try {
-        rules = await loadRules(options.rules);
+        rules = await loadRules(file);
       } catch (error) {
         if (!(error instanceof RulesError)) throw error;
         for (const issue of error.issues) {
-          io.stdout.write(`${options.rules}${issue.line !== undefined ? `:${issue.line}` : ''}: error: ${issue.path ? `${issue.path}: ` : ''}${issue.message}\n`);
+          io.stdout.write(`${file}${issue.line !== undefined ? `:${issue.line}` : ''}: error: ${issue.path ? `${issue.path}: ` : ''}${issue.message}\n`);
         }
         io.stderr.write(`routes lint: ${error.issues.length} errors\n`);
         setExit(EXIT.usage);
