@@ -12,6 +12,7 @@ import { processIo, type CliIo } from './io.js';
 import { routesLintCommand } from './routesLint.js';
 import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
+import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
 
 /** A failure the user can fix: printed as one clear message, exit code 2. */
 class UsageError extends Error {}
@@ -63,15 +64,19 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .addOption(inputOption().makeOptionMandatory())
     .addOption(rulesOption())
     .option('--dry-run', 'decide and report only: nothing is sent, no secrets are needed', false)
+    .option('--quarantine-dir <dir>', 'also write each quarantined record (raw body, reason, schema errors) as a JSON file under this folder')
     .addOption(new Option('--report <format>', 'per-record report on stdout').choices(['json', 'table']).default('json'))
-    .action(async (options: { input: string[]; rules?: string; dryRun: boolean; report: 'json' | 'table' }) => {
+    .action(async (options: { input: string[]; rules?: string; dryRun: boolean; report: 'json' | 'table'; quarantineDir?: string }) => {
       const rules = await loadRules(rulesPath(options.rules));
       if (!options.dryRun) {
         throw new UsageError(
           'forward: delivery to destinations is not available in this version; add --dry-run to see what would be delivered where',
         );
       }
-      setExit(await forwardCommand({ inputs: options.input, rules, dryRun: options.dryRun, report: options.report }, io));
+      const quarantine = options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : undefined;
+      setExit(
+        await forwardCommand({ inputs: options.input, rules, dryRun: options.dryRun, report: options.report, ...(quarantine ? { quarantine } : {}) }, io),
+      );
     });
 
   const routes = program.command('routes').description('test and lint routing rules');

@@ -10,6 +10,7 @@ import { inspectEnvelope } from '../pipeline/run.js';
 import { EXIT, type ExitCode } from './exit.js';
 import { readEnvelopes } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
+import { Progress } from './progress.js';
 
 export async function routesLintCommand(
   options: { inputs: readonly string[]; rules: RoutingRules; report: 'json' | 'text' },
@@ -19,15 +20,22 @@ export async function routesLintCommand(
   let quarantined = 0;
   if (options.inputs.length > 0) {
     findings = [];
+    const progress = new Progress(io.stderr, 'routes lint: reading records');
     const envelopes = readEnvelopes(options.inputs, {
       stdin: io.stdin,
       onSkip: (file, why) => io.stderr.write(`routes lint: skipped ${file}: ${why}\n`),
+      onFile: (file) => progress.input(file),
     });
-    for await (const envelope of envelopes) {
-      for (const record of inspectEnvelope(envelope, { now: io.now() })) {
-        if (record.ok) findings.push(record.finding);
-        else quarantined += 1;
+    try {
+      for await (const envelope of envelopes) {
+        for (const record of inspectEnvelope(envelope, { now: io.now() })) {
+          progress.add();
+          if (record.ok) findings.push(record.finding);
+          else quarantined += 1;
+        }
       }
+    } finally {
+      progress.stop();
     }
   }
   const issues = lintRules(options.rules, { env: io.env, now: io.now(), ...(findings ? { findings } : {}) });

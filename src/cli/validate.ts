@@ -6,43 +6,51 @@ import { inspectEnvelope } from '../pipeline/run.js';
 import { EXIT, type ExitCode } from './exit.js';
 import { readEnvelopes } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
+import { Progress } from './progress.js';
 import { oneLine } from './render.js';
 
 export async function validateCommand(options: { inputs: readonly string[]; report: 'json' | 'text' }, io: CliIo): Promise<ExitCode> {
   let valid = 0;
   let invalid = 0;
+  const progress = new Progress(io.stderr, 'validate');
   const envelopes = readEnvelopes(options.inputs, {
     stdin: io.stdin,
     onSkip: (file, why) => io.stderr.write(`validate: skipped ${file}: ${why}\n`),
+    onFile: (file) => progress.input(file),
   });
-  for await (const envelope of envelopes) {
-    for (const record of inspectEnvelope(envelope, { now: io.now() })) {
-      if (record.ok) {
-        valid += 1;
-        const line =
-          options.report === 'json'
-            ? JSON.stringify({ input: record.input, valid: true, kind: record.kind, shape: record.shape, id: record.finding.id, errors: [] })
-            : `ok       ${record.input}  ${record.kind} (${record.shape})  ${record.finding.id}`;
-        await writeOut(io.stdout, `${line}\n`);
-        continue;
+  try {
+    for await (const envelope of envelopes) {
+      for (const record of inspectEnvelope(envelope, { now: io.now() })) {
+        progress.add();
+        if (record.ok) {
+          valid += 1;
+          const line =
+            options.report === 'json'
+              ? JSON.stringify({ input: record.input, valid: true, kind: record.kind, shape: record.shape, id: record.finding.id, errors: [] })
+              : `ok       ${record.input}  ${record.kind} (${record.shape})  ${record.finding.id}`;
+          await writeOut(io.stdout, `${line}\n`);
+          continue;
+        }
+        invalid += 1;
+        const { entry } = record;
+        if (options.report === 'json') {
+          await writeOut(
+            io.stdout,
+            `${JSON.stringify({ input: record.input, valid: false, kind: entry.kind, code: entry.code, reason: entry.reason, errors: entry.errors })}\n`,
+          );
+          continue;
+        }
+        const lines = [`invalid  ${record.input}  ${entry.code}${entry.kind ? ` (${entry.kind})` : ''}`];
+        if (entry.errors.length > 0) {
+          for (const error of entry.errors) lines.push(`    ${error.path}: ${error.message} (expected ${error.expected}, got ${error.got})`);
+        } else {
+          lines.push(`    ${oneLine(entry.reason, 400)}`);
+        }
+        await writeOut(io.stdout, `${lines.join('\n')}\n`);
       }
-      invalid += 1;
-      const { entry } = record;
-      if (options.report === 'json') {
-        await writeOut(
-          io.stdout,
-          `${JSON.stringify({ input: record.input, valid: false, kind: entry.kind, code: entry.code, reason: entry.reason, errors: entry.errors })}\n`,
-        );
-        continue;
-      }
-      const lines = [`invalid  ${record.input}  ${entry.code}${entry.kind ? ` (${entry.kind})` : ''}`];
-      if (entry.errors.length > 0) {
-        for (const error of entry.errors) lines.push(`    ${error.path}: ${error.message} (expected ${error.expected}, got ${error.got})`);
-      } else {
-        lines.push(`    ${oneLine(entry.reason, 400)}`);
-      }
-      await writeOut(io.stdout, `${lines.join('\n')}\n`);
     }
+  } finally {
+    progress.stop();
   }
   io.stderr.write(`validate: ${valid} valid, ${invalid} invalid\n`);
   return invalid > 0 ? EXIT.quarantined : EXIT.ok;

@@ -164,6 +164,21 @@ describe('forward inputs', () => {
   });
 });
 
+describe('forward --quarantine-dir', () => {
+  it('keeps each quarantined record as a JSON document with its raw body and reason', async () => {
+    const folder = path.join(scratch, 'quarantine');
+    const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--dry-run', '--quarantine-dir', folder]);
+    expect(run.code).toBe(1);
+    const documents = readdirSync(folder, { recursive: true })
+      .map(String)
+      .filter((name) => name.endsWith('.json'))
+      .map((name) => JSON.parse(readFileSync(path.join(folder, name), 'utf8')) as { code: string; raw: unknown; input: string });
+    expect(documents.map((document) => document.code).sort()).toEqual(['not-json', 'unknown-kind']);
+    const notJson = documents.find((document) => document.code === 'not-json');
+    expect(notJson?.raw).toBe(readFileSync(path.join(samples, '10-invalid-json-legacy-alert.txt'), 'utf8').replace(/\n$/, ''));
+  });
+});
+
 describe('routes test', () => {
   it('explains each record: matched, failed with the first failing condition, skipped, mutes, dedupe', async () => {
     const run = await cli(['routes', 'test', '--rules', exampleRules, '--input', samples]);
