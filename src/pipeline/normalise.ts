@@ -11,9 +11,8 @@ type View = Readonly<Record<string, unknown>>;
 /** Builds the Finding for a record. `view` is the case-folded record, `raw` the original. */
 export function normaliseRecord(kind: Kind, shape: AlertShape | 'arm', view: View, raw: unknown): Finding {
   if (kind === 'alert') {
-    if (shape === 'rest') return normaliseRestAlert(view, raw);
     if (shape === 'activityLog') return normaliseActivityLogAlert(view, raw);
-    return normaliseEventHubAlert(view, raw);
+    return normaliseFlatAlert(shape === 'rest' ? obj(view['properties']) : view, view, raw);
   }
   switch (kind) {
     case 'recommendation':
@@ -30,48 +29,32 @@ export function normaliseRecord(kind: Kind, shape: AlertShape | 'arm', view: Vie
 
 // ---------------------------------------------------------------------------------------------- alerts
 
-function normaliseEventHubAlert(view: View, raw: unknown): Finding {
-  const extended = obj(view['extendedProperties']);
+/**
+ * The Event Hub alert is flat and PascalCase; the REST alert keeps the same fields, camelCase, under
+ * `properties`. Folded, both read alike: `fields` is the record itself or its `properties`.
+ */
+function normaliseFlatAlert(fields: View, view: View, raw: unknown): Finding {
+  const extended = obj(fields['extendedProperties']);
   const resourceId =
-    text(view['azureResourceId']) || text(extended['effectiveAzureResourceId']) || firstResourceIdentifier(view['resourceIdentifiers']);
-  const subscriptionId = text(extended['effectiveSubscriptionId']) || subscriptionOf(resourceId) || text(view['workspaceSubscriptionId']);
+    text(fields['azureResourceId']) ||
+    text(extended['effectiveAzureResourceId']) ||
+    firstResourceIdentifier(fields['resourceIdentifiers']) ||
+    text(view['id']);
   return alertFinding({
-    id: text(view['systemAlertId']),
-    severity: parseSeverity(view['severity']),
-    status: text(view['status']),
-    title: text(view['alertDisplayName']),
-    description: text(view['description']),
+    id: text(fields['systemAlertId']) || text(view['name']),
+    severity: parseSeverity(fields['severity']),
+    status: text(fields['status']),
+    title: text(fields['alertDisplayName']),
+    description: text(fields['description']),
     resourceId,
-    subscriptionId,
-    alertType: text(view['alertType']),
-    intent: view['intent'],
-    entities: view['entities'],
-    link: text(view['alertUri']),
-    time: text(view['startTimeUtc']) || text(view['timeGenerated']),
-    remediation: view['remediationSteps'],
-    compromisedEntity: text(view['compromisedEntity']),
-    raw,
-  });
-}
-
-function normaliseRestAlert(view: View, raw: unknown): Finding {
-  const p = obj(view['properties']);
-  const resourceId = firstResourceIdentifier(p['resourceIdentifiers']) || text(view['id']);
-  return alertFinding({
-    id: text(p['systemAlertId']) || text(view['name']),
-    severity: parseSeverity(p['severity']),
-    status: text(p['status']),
-    title: text(p['alertDisplayName']),
-    description: text(p['description']),
-    resourceId,
-    subscriptionId: subscriptionOf(resourceId) || subscriptionOf(text(view['id'])),
-    alertType: text(p['alertType']),
-    intent: p['intent'],
-    entities: p['entities'],
-    link: text(p['alertUri']),
-    time: text(p['startTimeUtc']) || text(p['timeGeneratedUtc']),
-    remediation: p['remediationSteps'],
-    compromisedEntity: text(p['compromisedEntity']),
+    subscriptionId:
+      text(extended['effectiveSubscriptionId']) || subscriptionOf(resourceId) || subscriptionOf(text(view['id'])) || text(fields['workspaceSubscriptionId']),
+    alertType: text(fields['alertType']),
+    intent: fields['intent'],
+    entities: fields['entities'],
+    link: text(fields['alertUri']),
+    time: text(fields['startTimeUtc']) || text(fields['timeGenerated']) || text(fields['timeGeneratedUtc']),
+    remediation: fields['remediationSteps'],
     raw,
   });
 }
@@ -95,7 +78,6 @@ function normaliseActivityLogAlert(view: View, raw: unknown): Finding {
     link: '',
     time: text(view['eventTimestamp']) || text(view['submissionTimestamp']),
     remediation: p['remediationSteps'],
-    compromisedEntity: text(p['compromisedEntity']),
     raw,
   });
 }
@@ -115,7 +97,6 @@ interface AlertParts {
   link: string;
   time: string;
   remediation: unknown;
-  compromisedEntity: string;
   raw: unknown;
 }
 
