@@ -151,7 +151,9 @@ function describeErrors(errors: readonly AjvError[], view: unknown): SchemaError
   const out: SchemaError[] = [];
   for (const problem of problems) {
     const path = renderPath(view, problem.pointer);
-    const key = `${path}\u0000${problem.expected}`;
+    // One error per location: a value that breaks two rules (an empty id is too short and blank) is one
+    // problem to fix, reported by the first rule.
+    const key = problem.missing ? `${path}\u0000${problem.expected}` : path;
     if (seen.has(key)) continue;
     seen.add(key);
     const got = problem.missing ? 'missing' : describeValue(problem.value);
