@@ -73,31 +73,35 @@ export interface EventHubHandlerDependencies {
  */
 export function createEventHubHandler(dependencies: EventHubHandlerDependencies): (messages: unknown, context: InvocationContext) => Promise<RunSummary> {
   return async (messages, context) => {
-    const rules = await dependencies.rules();
-    const pipeline = createPipeline({
-      rules,
-      ledger: dependencies.ledger,
-      quarantine: dependencies.quarantine,
-      ...(dependencies.now ? { now: dependencies.now } : {}),
-    });
     const summary = emptySummary();
     const envelopes = envelopesFromBatch(messages, context.triggerMetadata);
     const retry = context.retryContext ? { retryCount: context.retryContext.retryCount, maxRetryCount: context.retryContext.maxRetryCount } : undefined;
-    for (const envelope of envelopes) {
-      let results;
-      try {
-        results = await pipeline.processEnvelope(envelope);
-      } catch (error) {
-        context.error(
-          JSON.stringify({ event: 'batch.failed', input: envelope.input, error: error instanceof Error ? error.message : String(error), retry }),
-        );
-        throw error;
-      }
-      for (const result of results) {
-        addToSummary(summary, result);
-        if (result.report.outcome === 'quarantined') {
-          context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
-        }
+    let results;
+    try {
+      const pipeline = createPipeline({
+        rules: await dependencies.rules(),
+        ledger: dependencies.ledger,
+        quarantine: dependencies.quarantine,
+        ...(dependencies.now ? { now: dependencies.now } : {}),
+      });
+      results = await pipeline.processBatch(envelopes);
+    } catch (error) {
+      context.error(
+        JSON.stringify({
+          event: 'batch.failed',
+          partitionId: readBatchMetadata(context.triggerMetadata).partitionId ?? null,
+          events: envelopes.length,
+          firstInput: envelopes[0]?.input ?? null,
+          error: error instanceof Error ? error.message : String(error),
+          retry: retry ?? null,
+        }),
+      );
+      throw error;
+    }
+    for (const result of results) {
+      addToSummary(summary, result);
+      if (result.report.outcome === 'quarantined') {
+        context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
       }
     }
     context.log(

@@ -32,7 +32,9 @@ export type QuarantineCode =
   | 'hostile-key'
   | 'too-deep'
   | 'unknown-kind'
-  | 'schema';
+  | 'schema'
+  /** A defect of the forwarder itself met this record: it is kept, and the batch goes on. */
+  | 'internal-error';
 
 /** A record that will not go through the pipeline, with everything needed to look at it again. */
 export interface Rejection {
@@ -69,12 +71,18 @@ export type Decoded = DecodedRecord | Rejection;
 export interface DecodeLimits {
   /** Largest record accepted, in bytes of JSON (Event Hubs caps an event at 1 MB). */
   readonly maxRecordBytes: number;
+  /**
+   * Largest body parsed at all, in bytes. A body may hold many records (a file with an array), so it may be
+   * larger than one record; beyond this it is refused before parsing, which would cost memory in proportion.
+   */
+  readonly maxBodyBytes: number;
   /** Deepest nesting of objects and arrays accepted. Real Defender records stay under 20. */
   readonly maxDepth: number;
 }
 
 export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({
   maxRecordBytes: 1024 * 1024,
+  maxBodyBytes: 64 * 1024 * 1024,
   maxDepth: 64,
 });
 
@@ -104,9 +112,17 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
   if (typeof body === 'string') {
     text = body.charCodeAt(0) === 0xfeff ? body.slice(1) : body;
     if (text.trim() === '') return [reject('empty-body', 'body is empty', text)];
-    if (text.length > limits.maxRecordBytes && Buffer.byteLength(text, 'utf8') > limits.maxRecordBytes * 64) {
-      // Far beyond anything Event Hubs carries: do not even parse it.
-      return [reject('too-large', `body is ${Buffer.byteLength(text, 'utf8')} bytes`, text.slice(0, 4096))];
+    if (text.length > limits.maxRecordBytes) {
+      // Larger than one event can be: only a file holding many records gets here. Refuse what is too large
+      // to parse, and nesting too deep to walk, before JSON.parse spends memory on it.
+      const bytes = Buffer.byteLength(text, 'utf8');
+      if (bytes > limits.maxBodyBytes) {
+        return [reject('too-large', `body is ${bytes} bytes, over the ${limits.maxBodyBytes}-byte limit for one body`, text.slice(0, 4096))];
+      }
+      const deepAt = nestingBeyond(text, limits.maxDepth);
+      if (deepAt !== undefined) {
+        return [reject('too-deep', `nesting deeper than ${limits.maxDepth} levels at character ${deepAt}`, text.slice(0, 4096))];
+      }
     }
     try {
       body = JSON.parse(text) as unknown;
@@ -168,8 +184,13 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
     try {
       const walk = { bytes: 0, limits };
       const view = foldRecord(record as Record<string, unknown>, walk);
-      if (knownBytes === undefined && walk.bytes > limits.maxRecordBytes) {
-        throw new RecordProblem('too-large', `record is about ${walk.bytes} bytes, over the ${limits.maxRecordBytes}-byte limit`);
+      // The walk counts UTF-16 units; UTF-8 takes at most 3 bytes for each, so only a record that could be
+      // over the limit is measured exactly.
+      if (knownBytes === undefined && walk.bytes * 3 > limits.maxRecordBytes) {
+        const bytes = Buffer.byteLength(JSON.stringify(record), 'utf8');
+        if (bytes > limits.maxRecordBytes) {
+          throw new RecordProblem('too-large', `record is ${bytes} bytes, over the ${limits.maxRecordBytes}-byte limit`);
+        }
       }
       out.push(withOptional({ ok: true as const, input: label, record: record as Record<string, unknown>, view }, metadata, index));
     } catch (error) {
@@ -231,8 +252,9 @@ function foldValue(value: unknown, walk: WalkState, depth: number, path: string)
     return out;
   }
   const object = value as Record<string, unknown>;
-  // Newtonsoft's typed collections: {"$type": "...", "$values": [...]} stand for the array itself.
-  if (Object.prototype.hasOwnProperty.call(object, '$values') && Array.isArray(object['$values'])) {
+  // Newtonsoft's typed collections: {"$type": "...", "$values": [...]} stand for the array itself. Only that
+  // exact shape is unwrapped: an object with other keys beside $values is walked (and checked) whole.
+  if (Array.isArray(object['$values']) && isTypedCollection(object)) {
     return foldValue(object['$values'], walk, depth, path);
   }
   return foldObject(object, walk, depth + 1, path);
@@ -261,10 +283,41 @@ function foldObject(object: Record<string, unknown>, walk: WalkState, depth: num
   return out;
 }
 
+/**
+ * Scans JSON text for nesting deeper than `maxDepth` (outside strings) without parsing it; answers the
+ * character position where it first happens.
+ */
+function nestingBeyond(text: string, maxDepth: number): number | undefined {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c) i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      depth++;
+      if (depth > maxDepth) return i;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return undefined;
+}
+
+function isTypedCollection(object: Record<string, unknown>): boolean {
+  for (const key of Object.keys(object)) {
+    if (key !== '$values' && key !== '$type') return false;
+  }
+  return true;
+}
+
 function typeName(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return `a ${typeof value}`;
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
 /** Turns V8's parse error into "Unexpected token ... at line L column C". */
@@ -276,6 +329,6 @@ function describeParseError(error: unknown, text: string): string {
   const before = text.slice(0, position);
   const line = before.split('\n').length;
   const column = position - before.lastIndexOf('\n');
-  const base = message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/ in JSON at position \d+.*$/, '');
+  const base = message.replace(/\s*\(line \d+ column \d+\)/, '').replace(/ (?:in|after) JSON at position \d+.*$/, '');
   return `${base} at line ${line} column ${column}`;
 }

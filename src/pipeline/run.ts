@@ -8,7 +8,7 @@ import { dedupeKey } from '../routing/dedupe.js';
 import { routeFinding } from '../routing/route.js';
 import type { NotificationLedger, RouteDecision, RoutingRules } from '../routing/types.js';
 import { classifyRecord, type AlertShape } from './classify.js';
-import { decodeBody, DEFAULT_DECODE_LIMITS, type DecodeLimits, type Envelope, type EventMetadata } from './decode.js';
+import { decodeBody, DEFAULT_DECODE_LIMITS, type Decoded, type DecodedRecord, type DecodeLimits, type Envelope, type EventMetadata } from './decode.js';
 import { normaliseRecord } from './normalise.js';
 import type { QuarantineEntry, QuarantineSink, SchemaError } from './quarantine.js';
 import { validateRecord } from './validate.js';
@@ -64,31 +64,57 @@ export interface RecordResult {
  */
 export function inspectEnvelope(envelope: Envelope, options: { limits?: DecodeLimits; now?: Date } = {}): InspectedRecord[] {
   const now = (options.now ?? new Date()).toISOString();
-  return decodeBody(envelope, options.limits ?? DEFAULT_DECODE_LIMITS).map((decoded): InspectedRecord => {
+  let decodedRecords: Decoded[];
+  try {
+    decodedRecords = decodeBody(envelope, options.limits ?? DEFAULT_DECODE_LIMITS);
+  } catch (error) {
+    // A defect must cost one record, never the batch (a thrown batch is retried forever by the host).
+    const base = { input: envelope.input, metadata: envelope.metadata, index: undefined };
+    return [rejected(base, { code: 'internal-error', reason: internalReason(error), kind: null, errors: [], raw: envelope.body, quarantinedAt: now })];
+  }
+  return decodedRecords.map((decoded): InspectedRecord => {
     const base = { input: decoded.input, metadata: decoded.metadata, index: decoded.index };
     if (!decoded.ok) {
       return rejected(base, { code: decoded.code, reason: decoded.reason, kind: null, errors: [], raw: decoded.raw, quarantinedAt: now });
     }
     const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : decoded.record;
-    const classification = classifyRecord(decoded.view);
-    if (!classification.ok) {
-      return rejected(base, { code: 'unknown-kind', reason: classification.reason, kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
+    try {
+      return inspectRecord(decoded, base, rawForQuarantine, now);
+    } catch (error) {
+      return rejected(base, { code: 'internal-error', reason: internalReason(error), kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
     }
-    const errors = validateRecord(classification.kind, classification.shape, decoded.view);
-    if (errors.length > 0) {
-      return rejected(base, {
-        code: 'schema',
-        reason: `${classification.kind} fails its schema: ${describeSchemaErrors(errors)}`,
-        kind: classification.kind,
-        errors,
-        raw: rawForQuarantine,
-        quarantinedAt: now,
-      });
-    }
-    const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record);
-    const accepted: AcceptedRecord = { ok: true, input: decoded.input, kind: classification.kind, shape: classification.shape, finding };
-    return decoded.metadata ? { ...accepted, metadata: decoded.metadata } : accepted;
   });
+}
+
+function inspectRecord(
+  decoded: DecodedRecord,
+  base: { input: string; metadata: EventMetadata | undefined; index: number | undefined },
+  rawForQuarantine: unknown,
+  now: string,
+): InspectedRecord {
+  const classification = classifyRecord(decoded.view);
+  if (!classification.ok) {
+    return rejected(base, { code: 'unknown-kind', reason: classification.reason, kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
+  }
+  const errors = validateRecord(classification.kind, classification.shape, decoded.view);
+  if (errors.length > 0) {
+    return rejected(base, {
+      code: 'schema',
+      reason: `${classification.kind} fails its schema: ${describeSchemaErrors(errors)}`,
+      kind: classification.kind,
+      errors,
+      raw: rawForQuarantine,
+      quarantinedAt: now,
+    });
+  }
+  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record);
+  const accepted: AcceptedRecord = { ok: true, input: decoded.input, kind: classification.kind, shape: classification.shape, finding };
+  return decoded.metadata ? { ...accepted, metadata: decoded.metadata } : accepted;
+}
+
+function internalReason(error: unknown): string {
+  const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return `internal error while reading the record (a defect of the forwarder; please report it): ${message.slice(0, 300)}`;
 }
 
 /** "properties.status.code: expected string, got number 3; ... (+2 more)". */
@@ -124,29 +150,36 @@ export interface PipelineOptions {
 export interface Pipeline {
   /**
    * Runs one body through every stage. Resolves once every record has its outcome and every quarantined
-   * record is stored; rejects only when the quarantine store fails (the batch must then be retried).
+   * record is stored; rejects only when the quarantine store fails.
    */
   processEnvelope(envelope: Envelope): Promise<RecordResult[]>;
+  /**
+   * Runs a whole Event Hub batch: first every record is inspected and every quarantined record stored, and
+   * only then are routing and dedupe decided. A store failure therefore rejects before any dedupe key is
+   * claimed, and the retried batch is decided afresh (nobody's notification is lost as a "duplicate").
+   */
+  processBatch(envelopes: readonly Envelope[]): Promise<RecordResult[]>;
 }
 
 export function createPipeline(options: PipelineOptions): Pipeline {
   const clock = options.now ?? (() => new Date());
   const { rules, ledger, quarantine } = options;
   const limits = options.limits ?? DEFAULT_DECODE_LIMITS;
+  const run = async (envelopes: readonly Envelope[]): Promise<RecordResult[]> => {
+    const now = clock();
+    const inspected = envelopes.flatMap((envelope) => inspectEnvelope(envelope, { limits, now }));
+    if (quarantine) {
+      for (const record of inspected) if (!record.ok) await quarantine.put(record.entry);
+    }
+    const results: RecordResult[] = [];
+    for (const record of inspected) {
+      results.push(record.ok ? await decide(rules, ledger, record, now) : quarantinedResult(record.entry));
+    }
+    return results;
+  };
   return {
-    async processEnvelope(envelope) {
-      const now = clock();
-      const results: RecordResult[] = [];
-      for (const inspected of inspectEnvelope(envelope, { limits, now })) {
-        if (!inspected.ok) {
-          if (quarantine) await quarantine.put(inspected.entry);
-          results.push(quarantinedResult(inspected.entry));
-          continue;
-        }
-        results.push(await decide(rules, ledger, inspected, now));
-      }
-      return results;
-    },
+    processEnvelope: (envelope) => run([envelope]),
+    processBatch: run,
   };
 }
 

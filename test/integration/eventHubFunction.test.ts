@@ -142,9 +142,46 @@ describe('Event Hub function handler', () => {
     });
     await expect(handler(BATCH, context(logs))).rejects.toThrow(/quarantine store unreachable/);
     const failed = logs.find((log) => log.level === 'error');
-    expect(failed && JSON.parse(failed.message)).toMatchObject({ event: 'batch.failed', input: 'eh:2/101' });
+    expect(failed && JSON.parse(failed.message)).toMatchObject({ event: 'batch.failed', partitionId: '2', events: 5, firstInput: 'eh:2/100' });
     // No account key or connection string leaks into what is logged.
     expect(logs.map((log) => log.message).join('\n')).not.toMatch(/AccountKey|Eby8vdM02/);
+  });
+
+  it('a batch that failed on the store and is retried is decided afresh: nobody is skipped as a duplicate', async () => {
+    const ledger = new MemoryLedger();
+    const unreachable = createBlobQuarantineStore({
+      connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;',
+      retryOptions: { maxTries: 1, tryTimeoutInMs: 2000 },
+    });
+    const first = createEventHubHandler({ rules: async () => RULES, ledger, quarantine: unreachable });
+    await expect(first(BATCH, context([]))).rejects.toThrow(/quarantine store unreachable/);
+    // Storage is back; the host re-runs the same batch on the same instance.
+    const retried = createEventHubHandler({
+      rules: async () => RULES,
+      ledger,
+      quarantine: createBlobQuarantineStore({ connectionString, containerName: test.containerName }),
+    });
+    const summary = await retried(BATCH, context([], 1));
+    expect(summary.delivered).toEqual({ splunk: 3, teams: 1 });
+    expect(summary.duplicates).toEqual({ teams: 1 });
+  });
+
+  it('a defect met by one record costs that record, not the batch', async () => {
+    const handler = createEventHubHandler({
+      rules: async () => RULES,
+      ledger: new MemoryLedger(),
+      quarantine: createBlobQuarantineStore({ connectionString, containerName: test.containerName }),
+    });
+    // A getter that throws stands in for any defect while a record is read.
+    const booby = Object.defineProperty({ SystemAlertId: 'x', AlertType: 'K8S_X' }, 'Severity', {
+      enumerable: true,
+      get() {
+        throw new Error('boom');
+      },
+    });
+    const summary = await handler([booby, JSON.parse(alertText)], context([]));
+    expect(summary.outcomes).toMatchObject({ routed: 1, quarantined: 1 });
+    expect(summary.quarantined).toEqual({ 'internal-error': 1 });
   });
 });
 

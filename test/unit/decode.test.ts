@@ -58,7 +58,7 @@ describe('decode: every body shape the trigger can hand over', () => {
     ['', 'body is empty'],
     ['   \n', 'body is empty'],
     ['[]', 'body holds no records (empty array)'],
-    ['{"records": {"a": 1}}', '"records" is a object, expected an array'],
+    ['{"records": {"a": 1}}', '"records" is an object, expected an array'],
   ])('quarantines %j: %s', (body, reason) => {
     const r = rejection(only(decodeBody({ input: 'x', body })));
     expect(r.reason).toBe(reason);
@@ -95,11 +95,40 @@ describe('decode: every body shape the trigger can hand over', () => {
     expect(fromText.reason).toMatch(/^record is 10486\d\d bytes, over the 1048576-byte limit$/);
     const fromObject = rejection(only(decodeBody({ input: 'big', body: [big] })));
     expect(fromObject.code).toBe('too-large');
-    expect(fromObject.reason).toMatch(/^record is about \d+ bytes, over the 1048576-byte limit$/);
+    expect(fromObject.reason).toMatch(/^record is 10486\d\d bytes, over the 1048576-byte limit$/);
+  });
+
+  it('measures size in UTF-8 bytes, not characters', () => {
+    // 400,000 three-byte characters: 1.2 MB of UTF-8 in 400,000 UTF-16 units.
+    const wide = { ...alert, Description: '€'.repeat(400_000) };
+    const r = rejection(only(decodeBody({ input: 'wide', body: [wide] })));
+    expect(r.code).toBe('too-large');
+    expect(r.reason).toMatch(/^record is 12000\d\d bytes/);
+    expect(only(decodeBody({ input: 'ok', body: [{ ...alert, Description: '€'.repeat(300_000) }] })).ok).toBe(true);
+  });
+
+  it('refuses deep nesting in a large body before parsing it, and a body over the body limit unparsed', () => {
+    const deep = `[${'['.repeat(3_000_000)}${']'.repeat(3_000_000)}]`;
+    const r = rejection(only(decodeBody({ input: 'deep', body: deep })));
+    expect(r.reason).toBe('nesting deeper than 64 levels at character 64');
+    const limits = { maxDepth: 64, maxRecordBytes: 100, maxBodyBytes: 1000 };
+    const big = rejection(only(decodeBody({ input: 'big', body: JSON.stringify([alert, { ...alert, Description: 'x'.repeat(2000) }]) }, limits)));
+    expect(big.reason).toMatch(/^body is 2\d{3} bytes, over the 1000-byte limit for one body$/);
+  });
+
+  it('does not let {"$values": ...} hide other keys from the checks', () => {
+    const text = '{"SystemAlertId":"a","AlertType":"t","Entities":{"$values":[],"__proto__":{"polluted":true}}}';
+    const r = rejection(only(decodeBody({ input: 'values', body: text })));
+    expect(r.code).toBe('hostile-key');
+    expect(r.reason).toBe('forbidden key "__proto__" at Entities.__proto__');
+    const sized = { ...alert, Entities: { $values: [], padding: 'x'.repeat(1_100_000) } };
+    expect(rejection(only(decodeBody({ input: 'sized', body: [sized] }))).code).toBe('too-large');
+    const plain = accepted(only(decodeBody({ input: 'plain', body: { ...alert, Entities: { $values: [1, 2], extra: 'kept' } } })));
+    expect(plain.view['entities']).toEqual({ $values: [1, 2], extra: 'kept' });
   });
 
   it('honours custom limits', () => {
-    const r = rejection(only(decodeBody({ input: 'x', body: { a: { b: { c: 1 } } } }, { maxDepth: 2, maxRecordBytes: 1000 })));
+    const r = rejection(only(decodeBody({ input: 'x', body: { a: { b: { c: 1 } } } }, { maxDepth: 2, maxRecordBytes: 1000, maxBodyBytes: 10_000 })));
     expect(r.code).toBe('too-deep');
   });
 });
