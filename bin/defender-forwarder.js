@@ -9,5 +9,19 @@ if (!existsSync(fileURLToPath(main))) {
   process.stderr.write('defender-forwarder: dist/ is missing; run `npm run build` (npm ci does it for you)\n');
   process.exit(2);
 }
-const { runCli } = await import(main.href);
-process.exitCode = await runCli(process.argv.slice(2));
+// A reader that goes away (`| head`) is not an error: stop quietly, as other command-line tools do.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error) => {
+    if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw error;
+  });
+}
+try {
+  const { runCli } = await import(main.href);
+  process.exitCode = await runCli(process.argv.slice(2));
+} catch (error) {
+  // runCli answers every expected failure itself; this is the last resort for a defect: one line, exit 2.
+  process.stderr.write(`defender-forwarder: unexpected error: ${error instanceof Error ? error.message : String(error)}\n`);
+  if (process.env.DEBUG) process.stderr.write(`${error instanceof Error ? error.stack : ''}\n`);
+  process.exitCode = 2;
+}

@@ -127,13 +127,35 @@ async function* readStream(stream: Readable, label: string, lineMode: boolean): 
   } else if (mode === 'undecided' && pending !== undefined) {
     yield { input: label, body: pending.line };
   } else if (mode === 'whole') {
-    yield { input: label, body: whole.join('\n') };
+    yield* wholeOrLines(label, whole);
   } else if (mode === 'undecided' && number === 0) {
     // An empty file is one empty body: it is reported (quarantined), not silently skipped.
     yield { input: label, body: '' };
   } else if (mode === 'undecided') {
     yield { input: label, body: whole.join('\n') };
   }
+}
+
+/**
+ * A stream read whole is one body, unless it is not JSON as a whole while its lines are: JSON Lines whose
+ * first line is broken. Then each line is a body, so one bad line costs one record, not the file.
+ */
+function* wholeOrLines(label: string, lines: readonly string[]): Generator<Envelope> {
+  const text = lines.join('\n');
+  let wholeIsJson = true;
+  try {
+    JSON.parse(text);
+  } catch {
+    wholeIsJson = false;
+  }
+  const numbered = lines.map((line, i) => ({ line, number: i + 1 })).filter(({ line }) => line.trim() !== '');
+  // Most lines after the first must be JSON on their own: a broken pretty-printed document is one body.
+  const jsonLines = wholeIsJson ? 0 : numbered.slice(1).filter(({ line }) => isJson(line)).length;
+  if (wholeIsJson || numbered.length < 2 || jsonLines * 2 < numbered.length - 1) {
+    yield { input: label, body: text };
+    return;
+  }
+  for (const { line, number } of numbered) yield { input: `${label}:${number}`, body: line };
 }
 
 function isJson(line: string): boolean {

@@ -13,6 +13,7 @@ import { routesLintCommand } from './routesLint.js';
 import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
 import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
+import { QuarantineStoreError } from '../storage/quarantineStoreError.js';
 
 /** A failure the user can fix: printed as one clear message, exit code 2. */
 class UsageError extends Error {}
@@ -30,7 +31,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
       // Help and version are not errors; everything else commander rejects is a usage error.
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (error instanceof RulesError || error instanceof UsageError || error instanceof InputError) {
+    if (error instanceof RulesError || error instanceof UsageError || error instanceof InputError || error instanceof QuarantineStoreError) {
       io.stderr.write(`defender-forwarder: ${error.message}\n`);
       return EXIT.usage;
     }

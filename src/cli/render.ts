@@ -1,6 +1,7 @@
 /**
  * Text renderings for people: the `--report table` rows and the end-of-run summary.
  */
+import { parseSeverity, severityRank } from '../model/finding.js';
 import type { RecordResult, RunSummary } from '../pipeline/run.js';
 
 const COLUMNS = [
@@ -66,7 +67,7 @@ export function renderSummary(context: SummaryContext): string {
     lines.push('', '  by kind and severity');
     for (const [kind, severities] of kinds) {
       const parts = Object.entries(severities)
-        .sort((a, b) => SEVERITY_ORDER.indexOf(b[0]) - SEVERITY_ORDER.indexOf(a[0]))
+        .sort((a, b) => severityRank(parseSeverity(b[0])) - severityRank(parseSeverity(a[0])))
         .map(([severity, count]) => `${severity} ${count}`);
       lines.push(`    ${kind.padEnd(22)} ${parts.join(', ')}`);
     }
@@ -93,35 +94,49 @@ export function renderSummary(context: SummaryContext): string {
 
   if (context.unrouted.length > 0) {
     lines.push('', '  unrouted (no route matched)');
-    for (const record of context.unrouted) lines.push(`    ${record.input}: ${record.kind} "${oneLine(record.title)}"`);
+    for (const record of context.unrouted) lines.push(`    ${oneLine(record.input)}: ${record.kind} "${oneLine(record.title)}"`);
     if (o.unrouted > context.unrouted.length) lines.push(`    ... and ${o.unrouted - context.unrouted.length} more`);
   }
 
   if (o.quarantined > 0) {
     lines.push('', '  quarantined');
     for (const [code, count] of Object.entries(summary.quarantined)) lines.push(`    ${code.padEnd(22)} ${String(count).padStart(6)}`);
-    for (const record of context.quarantined) lines.push(`    ${record.input}: ${oneLine(record.reason)}`);
+    for (const record of context.quarantined) lines.push(`    ${oneLine(record.input)}: ${oneLine(record.reason)}`);
     if (o.quarantined > context.quarantined.length) lines.push(`    ... and ${o.quarantined - context.quarantined.length} more`);
   }
   return `${lines.join('\n')}\n`;
 }
 
-const SEVERITY_ORDER = ['Unknown', 'Informational', 'Low', 'Medium', 'High', 'Critical'];
 
 function plural(count: number, word: string, many = `${word}s`): string {
   return `${count.toLocaleString('en-US')} ${count === 1 ? word : many}`;
 }
 
+// C0 and C1 control characters (other than the whitespace folded by oneLine) and DEL.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0008\u000b\u000e-\u001f\u007f-\u009f]/g;
+
+/**
+ * Record text is attacker-controlled: escape control characters so that a title holding terminal escape
+ * sequences shows as text instead of driving the terminal.
+ */
+function printable(text: string): string {
+  return text.replace(CONTROL, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** One line of printable text, at most `max` characters. */
 export function oneLine(text: string, max = 160): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
+  const flat = printable(text.replace(/\s+/g, ' ').trim());
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 
-function fit(text: string, width: number): string {
+function fit(raw: string, width: number): string {
+  const text = oneLine(raw, Infinity);
   return text.length > width ? `${text.slice(0, width - 1)}…` : text.padEnd(width);
 }
 
 /** Paths are most telling at their end. */
-function fitLeft(text: string, width: number): string {
+function fitLeft(raw: string, width: number): string {
+  const text = oneLine(raw, Infinity);
   return text.length > width ? `…${text.slice(text.length - width + 1)}` : text.padEnd(width);
 }

@@ -42,9 +42,12 @@ export async function routesTestCommand(
 export function explainText(result: RecordResult): string {
   const { report, finding, decision } = result;
   if (!finding || !decision) {
-    return `${report.input}\n  quarantined: ${oneLine(report.reason ?? '', 400)}\n\n`;
+    return `${oneLine(report.input, 400)}\n  quarantined: ${oneLine(report.reason ?? '', 400)}\n\n`;
   }
-  const lines = [`${report.input}  ${finding.kind} ${finding.severity} ${finding.status || '-'}  "${oneLine(finding.title, 100)}"`, `  id ${finding.id}`];
+  const lines = [
+    `${oneLine(report.input, 400)}  ${finding.kind} ${finding.severity} ${oneLine(finding.status, 40) || '-'}  "${oneLine(finding.title, 100)}"`,
+    `  id ${oneLine(finding.id, 400)}`,
+  ];
   for (const evaluation of decision.evaluations) {
     const { route } = evaluation;
     if (evaluation.skipped) {
@@ -52,7 +55,7 @@ export function explainText(result: RecordResult): string {
     } else if (evaluation.matched) {
       lines.push(`  [match] ${route.name} -> ${route.to.join(', ')}${route.continue ? '  (continue)' : ''}`);
     } else {
-      lines.push(`  [no]    ${route.name}: ${evaluation.failed?.detail ?? 'did not match'}`);
+      lines.push(`  [no]    ${route.name}: ${oneLine(evaluation.failed?.detail ?? 'did not match', 300)}`);
     }
   }
   for (const { destination, mute } of decision.muted) {
@@ -62,7 +65,7 @@ export function explainText(result: RecordResult): string {
     lines.push(`  mute "${mute.name}" would match but expired ${mute.until}: ignored`);
   }
   for (const name of report.duplicates) {
-    lines.push(`  dedupe: ${name} was already notified of (${finding.kind}, ${finding.id}, ${finding.status || '-'}) in this run`);
+    lines.push(`  dedupe: ${name} was already notified of (${finding.kind}, ${oneLine(finding.id, 400)}, ${oneLine(finding.status, 40) || '-'}) in this run`);
   }
   if (report.outcome === 'unrouted') lines.push('  => unrouted: no route matched');
   else if (report.outcome === 'muted') lines.push(`  => muted: every destination is muted (${report.muted.join(', ')})`);

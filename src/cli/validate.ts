@@ -27,7 +27,7 @@ export async function validateCommand(options: { inputs: readonly string[]; repo
           const line =
             options.report === 'json'
               ? JSON.stringify({ input: record.input, valid: true, kind: record.kind, shape: record.shape, id: record.finding.id, errors: [] })
-              : `ok       ${record.input}  ${record.kind} (${record.shape})  ${record.finding.id}`;
+              : `ok       ${oneLine(record.input, 400)}  ${record.kind} (${record.shape})  ${oneLine(record.finding.id, 400)}`;
           await writeOut(io.stdout, `${line}\n`);
           continue;
         }
@@ -40,9 +40,9 @@ export async function validateCommand(options: { inputs: readonly string[]; repo
           );
           continue;
         }
-        const lines = [`invalid  ${record.input}  ${entry.code}${entry.kind ? ` (${entry.kind})` : ''}`];
+        const lines = [`invalid  ${oneLine(record.input, 400)}  ${entry.code}${entry.kind ? ` (${entry.kind})` : ''}`];
         if (entry.errors.length > 0) {
-          for (const error of entry.errors) lines.push(`    ${error.path}: ${error.message} (expected ${error.expected}, got ${error.got})`);
+          for (const error of entry.errors) lines.push(`    ${oneLine(`${error.path}: expected ${error.expected}, got ${error.got}`, 400)}`);
         } else {
           lines.push(`    ${oneLine(entry.reason, 400)}`);
         }

@@ -134,6 +134,36 @@ describe('forward inputs', () => {
     expect(run.stderr).not.toContain('README.md');
   });
 
+  it('JSON Lines whose first line is broken are still read line by line; a broken pretty-printed file is one body', async () => {
+    const lines = file('badfirst.json', `{oops\n${oneLine}\n${oneLine.replace('57963b4b', '11111111')}\n`);
+    const run = await cli(['forward', '--input', lines, '--rules', exampleRules, '--dry-run']);
+    expect(run.lines.map((line) => [path.basename(String(line['input'])), line['outcome']])).toEqual([
+      ['badfirst.json:1', 'quarantined'],
+      ['badfirst.json:2', 'routed'],
+      ['badfirst.json:3', 'routed'],
+    ]);
+    const pretty = file('broken-pretty.json', '[\n  {},\n  {}\n  oops\n]\n');
+    const one = await cli(['forward', '--input', pretty, '--rules', exampleRules, '--dry-run']);
+    expect(one.lines).toHaveLength(1);
+    expect(one.lines[0]?.['reason']).toMatch(/^body is not JSON/);
+  });
+
+  it('record text cannot drive the terminal: control characters are escaped in text output', async () => {
+    const record = JSON.parse(alert) as Record<string, unknown>;
+    record['AlertDisplayName'] = 'evil \u001b]0;PWNED\u0007\u001b[2J title';
+    record['Status'] = 'New\u001b[31m';
+    const input = file('escape.json', JSON.stringify(record));
+    for (const argv of [
+      ['forward', '--input', input, '--rules', exampleRules, '--dry-run', '--report', 'table'],
+      ['routes', 'test', '--input', input, '--rules', exampleRules],
+    ]) {
+      const run = await cli(argv);
+      expect(run.stdout + run.stderr).not.toContain('\u001b');
+    }
+    const explained = await cli(['routes', 'test', '--input', input, '--rules', exampleRules]);
+    expect(explained.stdout).toContain('"evil \\u001b]0;PWNED\\u0007\\u001b[2J title"');
+  });
+
   it('a missing input or rules file is a usage error (exit 2) that names it', async () => {
     const missingInput = await cli(['forward', '--input', path.join(scratch, 'nope.json'), '--rules', exampleRules, '--dry-run']);
     expect(missingInput.code).toBe(2);
@@ -165,6 +195,14 @@ describe('forward inputs', () => {
 });
 
 describe('forward --quarantine-dir', () => {
+  it('a quarantine folder that cannot be written is a one-line error with exit 2', async () => {
+    const blocker = file('not-a-folder', 'x');
+    const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--dry-run', '--quarantine-dir', path.join(blocker, 'q')]);
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^defender-forwarder: quarantine store .*not-a-folder/m);
+    expect(run.stderr).not.toMatch(/\n\s+at /);
+  });
+
   it('keeps each quarantined record as a JSON document with its raw body and reason', async () => {
     const folder = path.join(scratch, 'quarantine');
     const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--dry-run', '--quarantine-dir', folder]);
@@ -273,7 +311,7 @@ describe('validate', () => {
     record.properties.status.code = ['Unhealthy'];
     const run = await cli(['validate', '--input', file('bad-status.json', JSON.stringify(record))]);
     expect(run.code).toBe(1);
-    expect(run.stdout).toMatch(/^invalid {2}.*bad-status\.json {2}schema \(recommendation\)\n {4}properties\.status\.code: .*\(expected string or null, got array of 1 item\)\n$/);
+    expect(run.stdout).toMatch(/^invalid {2}.*bad-status\.json {2}schema \(recommendation\)\n {4}properties\.status\.code: expected string or null, got array of 1 item\n$/);
   });
 });
 
@@ -285,6 +323,17 @@ describe('the installed command', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('Usage: defender-forwarder');
     for (const command of ['forward', 'routes', 'validate']) expect(result.stdout).toContain(command);
+  });
+
+  it('a reader that goes away (| head) ends the command quietly', () => {
+    const record = readFileSync(path.join(samples, '02-alert-k8s-node-crypto-miner.json'), 'utf8');
+    const many = file('many.jsonl', `${JSON.stringify(JSON.parse(record))}\n`.repeat(5000));
+    const result = spawnSync('bash', ['-c', `node ${JSON.stringify(path.join(root, 'bin/defender-forwarder.js'))} forward --dry-run --input ${JSON.stringify(many)} --rules config/routes.example.yaml | head -c 10`], {
+      encoding: 'utf8',
+      cwd: root,
+    });
+    expect(result.stdout).toHaveLength(10);
+    expect(result.stderr).not.toContain('EPIPE');
   });
 
   it('an unknown option is a usage error with exit 2', () => {
