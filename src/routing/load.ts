@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { isAlias, isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
-import { isSeverityName, parseSeverity, SEVERITIES, type Kind } from '../model/finding.js';
+import { isSeverityName, KINDS, parseSeverity, SEVERITIES, type Kind } from '../model/finding.js';
 import { packageRoot } from '../config/packageRoot.js';
 import { compileMatch } from './match.js';
 import {
@@ -96,6 +96,7 @@ export function parseRules(text: string, source: string): RoutingRules {
   if (data === null || data === undefined) {
     issues.add([], 'the rules file is empty: it needs destinations and routes', 1);
   } else {
+    canonicaliseKinds(data);
     const validate = rulesValidator();
     if (!validate(data)) addSchemaIssues(validate.errors ?? [], data, issues);
     checkReferences(data, issues);
@@ -103,6 +104,29 @@ export function parseRules(text: string, source: string): RoutingRules {
   if (issues.length > 0) throw new RulesError(source, issues.sorted());
 
   return buildRules(data as RawRules, source, issues);
+}
+
+/**
+ * Match values are case-insensitive, `kind` included (`kind: Alert`): kind names are put in their canonical
+ * spelling before the schema, whose enum then checks them. Unknown names are left for the schema to report.
+ */
+function canonicaliseKinds(data: unknown): void {
+  if (!isRecord(data)) return;
+  for (const list of [data['routes'], data['mutes']]) {
+    if (!Array.isArray(list)) continue;
+    for (const item of list as unknown[]) {
+      if (!isRecord(item) || !isRecord(item['match'])) continue;
+      const match = item['match'];
+      const kind = match['kind'];
+      if (typeof kind === 'string') match['kind'] = canonicalKind(kind);
+      else if (Array.isArray(kind)) match['kind'] = kind.map((value: unknown) => (typeof value === 'string' ? canonicalKind(value) : value));
+    }
+  }
+}
+
+function canonicalKind(value: string): string {
+  const wanted = value.trim().toLowerCase();
+  return KINDS.find((kind) => kind.toLowerCase() === wanted) ?? value;
 }
 
 // ---------------------------------------------------------------------------------------------------------

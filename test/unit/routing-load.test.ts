@@ -375,11 +375,11 @@ describe('parseRules: errors name the key and the line', () => {
     ]);
   });
 
-  it('kind is exact (no case folding), severities are any case but must exist', () => {
+  it('kind and severities are any case but must exist', () => {
     const text = yaml(
       ...DESTINATIONS,
       'routes:', //                                                                    9
-      '  - {name: a, match: {kind: Alert}, to: splunk}', //                            10
+      '  - {name: a, match: {kind: Alerts}, to: splunk}', //                           10
       '  - {name: b, match: {minSeverity: Hgh}, to: splunk}', //                       11
       '  - {name: c, match: {minSeverity: unknown}, to: splunk}', //                   12
       '  - name: d', //                                                                13
@@ -393,7 +393,7 @@ describe('parseRules: errors name the key and the line', () => {
       {
         path: 'routes[0].match.kind',
         line: 10,
-        message: 'must be one of alert, recommendation, finding, secureScore, secureScoreControl, regulatoryCompliance, not "Alert"',
+        message: 'must be one of alert, recommendation, finding, secureScore, secureScoreControl, regulatoryCompliance, not "Alerts"',
       },
       {
         path: 'routes[1].match.minSeverity',
@@ -456,7 +456,11 @@ describe('parseRules: errors name the key and the line', () => {
     );
     expect(issuesOf(text)).toEqual([
       { path: 'version', line: 1, message: 'only version 1 is supported' },
-      { path: 'destinations.s.url', line: 3, message: 'must be an http:// or https:// URL, or an ${ENV_VAR} reference' },
+      {
+        path: 'destinations.s.url',
+        line: 3,
+        message: 'must be an http:// or https:// URL without user:password@ (credentials belong in an ${ENV_VAR}), or an ${ENV_VAR} reference',
+      },
       { path: 'destinations.s.batchMaxEvents', line: 3, message: 'must be >= 1, not 0' },
       { path: 'destinations.m.from', line: 4, message: expect.stringMatching(/^must be an e-mail address/) as string },
       { path: 'destinations.m.to[1]', line: 4, message: expect.stringMatching(/^must be an e-mail address/) as string },
@@ -553,5 +557,27 @@ describe('loadRulesFile', () => {
       'critical-image-vulnerabilities',
     ]);
     expect(rules.mutes).toHaveLength(1);
+  });
+});
+
+describe('rules: names, URLs and kinds', () => {
+  it('kind is case-insensitive like every other match value', () => {
+    const rules = parseRules(yaml('destinations:', '  s: {type: splunk-hec, url: "${U}", token: "${T}"}', 'routes:', '  - name: a', '    match: {kind: [Alert, FINDING]}', '    to: [s]'), 'k.yaml');
+    expect(rules.routes[0]?.match.kind).toEqual(['alert', 'finding']);
+    expect(issuesOf(yaml('destinations:', '  s: {type: splunk-hec, url: "${U}", token: "${T}"}', 'routes:', '  - name: a', '    match: {kind: Alerts}', '    to: [s]'))).toEqual([
+      expect.objectContaining({ path: 'routes[0].match.kind', line: 5 }),
+    ]);
+  });
+
+  it('a literal URL may not carry credentials, and the message does not repeat them', () => {
+    const issues = issuesOf(yaml('destinations:', '  s: {type: splunk-hec, url: "https://admin:hunter2@splunk.example:8088", token: "${T}"}', 'routes:', '  - name: a', '    match: {}', '    to: [s]'));
+    expect(issues).toEqual([expect.objectContaining({ path: 'destinations.s.url', line: 2 })]);
+    expect(JSON.stringify(issues)).not.toContain('hunter2');
+  });
+
+  it('destination names are plain identifiers (no __proto__)', () => {
+    const issues = issuesOf(yaml('destinations:', '  __proto__: {type: teams, url: "${T}"}', 'routes:', '  - name: a', '    match: {}', '    to: [__proto__]'));
+    expect(issues.map((issue) => issue.path)).toContain('destinations.__proto__');
+    expect(issues.find((issue) => issue.path === 'destinations.__proto__')?.line).toBe(2);
   });
 });
