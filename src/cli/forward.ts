@@ -6,9 +6,8 @@ import { MemoryLedger } from '../routing/dedupe.js';
 import type { RoutingRules } from '../routing/types.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import { addToSummary, createPipeline, emptySummary, type RecordResult } from '../pipeline/run.js';
-import { readEnvelopes } from './inputs.js';
+import { eachEnvelope } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
-import { Progress } from './progress.js';
 import { renderSummary, tableHeader, tableRow } from './render.js';
 import { EXIT, type ExitCode } from './exit.js';
 
@@ -40,27 +39,17 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
   const quarantined: { input: string; reason: string }[] = [];
   const unrouted: { input: string; kind: string; title: string }[] = [];
   let bodies = 0;
-  const progress = new Progress(io.stderr, options.dryRun ? 'forward (dry run)' : 'forward');
-  try {
-    if (options.report === 'table') await writeOut(io.stdout, tableHeader());
-    const envelopes = readEnvelopes(options.inputs, {
-      stdin: io.stdin,
-      onSkip: (file, why) => io.stderr.write(`forward: skipped ${file}: ${why}\n`),
-      onFile: (file) => progress.input(file),
-    });
-    for await (const envelope of envelopes) {
-      bodies += 1;
-      const results = await pipeline.processEnvelope(envelope);
-      for (const result of results) {
-        addToSummary(summary, result);
-        note(result, mutes, quarantined, unrouted);
-        await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(result.report)}\n` : tableRow(result));
-      }
-      progress.add(results.length);
+  if (options.report === 'table') await writeOut(io.stdout, tableHeader());
+  await eachEnvelope(options.dryRun ? 'forward (dry run)' : 'forward', options.inputs, io, async (envelope) => {
+    bodies += 1;
+    const results = await pipeline.processEnvelope(envelope);
+    for (const result of results) {
+      addToSummary(summary, result);
+      note(result, mutes, quarantined, unrouted);
+      await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(result.report)}\n` : tableRow(result));
     }
-  } finally {
-    progress.stop();
-  }
+    return results.length;
+  });
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
   io.stderr.write(renderSummary({ title, bodies, elapsedMs: Date.now() - startedMs, summary, mutes, quarantined, unrouted }));
   return summary.outcomes.quarantined > 0 ? EXIT.quarantined : EXIT.ok;

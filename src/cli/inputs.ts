@@ -7,8 +7,9 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Envelope } from '../pipeline/decode.js';
+import { Progress } from './progress.js';
 
 /** File endings read from folders; other files in a folder are skipped (and said so). */
 const READABLE_EXTENSIONS = new Set(['.json', '.jsonl', '.ndjson', '.txt']);
@@ -167,5 +168,29 @@ function isJson(line: string): boolean {
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * Reads every body of the inputs for a command, with what every command wants around it: progress on
+ * stderr for runs over a second, and a note for each file skipped in a folder. `visit` answers how many
+ * records the body held (for the progress count).
+ */
+export async function eachEnvelope(
+  command: string,
+  inputs: readonly string[],
+  io: { readonly stdin: Readable; readonly stderr: Writable },
+  visit: (envelope: Envelope) => Promise<number> | number,
+): Promise<void> {
+  const progress = new Progress(io.stderr, command);
+  try {
+    const envelopes = readEnvelopes(inputs, {
+      stdin: io.stdin,
+      onSkip: (file, why) => io.stderr.write(`${command}: skipped ${file}: ${why}\n`),
+      onFile: (file) => progress.input(file),
+    });
+    for await (const envelope of envelopes) progress.add(await visit(envelope));
+  } finally {
+    progress.stop();
   }
 }

@@ -8,9 +8,8 @@ import type { RoutingRules } from '../routing/types.js';
 import type { Finding } from '../model/finding.js';
 import { inspectEnvelope } from '../pipeline/run.js';
 import { EXIT, type ExitCode } from './exit.js';
-import { readEnvelopes } from './inputs.js';
+import { eachEnvelope } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
-import { Progress } from './progress.js';
 
 export async function routesLintCommand(
   options: { inputs: readonly string[]; rules: RoutingRules; report: 'json' | 'text' },
@@ -19,24 +18,16 @@ export async function routesLintCommand(
   let findings: Finding[] | undefined;
   let quarantined = 0;
   if (options.inputs.length > 0) {
-    findings = [];
-    const progress = new Progress(io.stderr, 'routes lint: reading records');
-    const envelopes = readEnvelopes(options.inputs, {
-      stdin: io.stdin,
-      onSkip: (file, why) => io.stderr.write(`routes lint: skipped ${file}: ${why}\n`),
-      onFile: (file) => progress.input(file),
-    });
-    try {
-      for await (const envelope of envelopes) {
-        for (const record of inspectEnvelope(envelope, { now: io.now() })) {
-          progress.add();
-          if (record.ok) findings.push(record.finding);
-          else quarantined += 1;
-        }
+    const collected: Finding[] = [];
+    findings = collected;
+    await eachEnvelope('routes lint', options.inputs, io, (envelope) => {
+      const records = inspectEnvelope(envelope, { now: io.now() });
+      for (const record of records) {
+        if (record.ok) collected.push(record.finding);
+        else quarantined += 1;
       }
-    } finally {
-      progress.stop();
-    }
+      return records.length;
+    });
   }
   const issues = lintRules(options.rules, { env: io.env, now: io.now(), ...(findings ? { findings } : {}) });
   for (const issue of issues) {

@@ -7,9 +7,8 @@ import { MemoryLedger } from '../routing/dedupe.js';
 import type { RoutingRules } from '../routing/types.js';
 import { createPipeline, type RecordResult } from '../pipeline/run.js';
 import { EXIT, type ExitCode } from './exit.js';
-import { readEnvelopes } from './inputs.js';
+import { eachEnvelope } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
-import { Progress } from './progress.js';
 import { oneLine } from './render.js';
 
 export async function routesTestCommand(
@@ -18,23 +17,14 @@ export async function routesTestCommand(
 ): Promise<ExitCode> {
   const pipeline = createPipeline({ rules: options.rules, ledger: new MemoryLedger(), now: io.now });
   let quarantined = 0;
-  const progress = new Progress(io.stderr, 'routes test');
-  const envelopes = readEnvelopes(options.inputs, {
-    stdin: io.stdin,
-    onSkip: (file, why) => io.stderr.write(`routes test: skipped ${file}: ${why}\n`),
-    onFile: (file) => progress.input(file),
-  });
-  try {
-    for await (const envelope of envelopes) {
-      for (const result of await pipeline.processEnvelope(envelope)) {
-        progress.add();
-        if (result.report.outcome === 'quarantined') quarantined += 1;
-        await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(explainJson(result))}\n` : explainText(result));
-      }
+  await eachEnvelope('routes test', options.inputs, io, async (envelope) => {
+    const results = await pipeline.processEnvelope(envelope);
+    for (const result of results) {
+      if (result.report.outcome === 'quarantined') quarantined += 1;
+      await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(explainJson(result))}\n` : explainText(result));
     }
-  } finally {
-    progress.stop();
-  }
+    return results.length;
+  });
   return quarantined > 0 ? EXIT.quarantined : EXIT.ok;
 }
 
