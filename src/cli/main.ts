@@ -2,7 +2,10 @@
  * The `defender-forwarder` command line. Every command returns its exit code: 0 success, 1 some record was
  * quarantined or invalid, 2 usage or configuration errors.
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
+import { packageRoot } from '../config/packageRoot.js';
 import { loadRulesFile, RulesError } from '../routing/load.js';
 import type { RoutingRules } from '../routing/types.js';
 import { EXIT, type ExitCode } from './exit.js';
@@ -42,6 +45,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
 function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   const program = new Command('defender-forwarder')
     .description('Validate, route and forward Microsoft Defender for Cloud exports (alerts, recommendations, findings).')
+    .version(packageVersion(), '-V, --version')
     .exitOverride()
     .configureOutput({
       writeOut: (text) => io.stdout.write(text),
@@ -124,6 +128,12 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     });
 
   return program;
+}
+
+function packageVersion(): string {
+  const manifest: unknown = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'));
+  const version = manifest !== null && typeof manifest === 'object' ? (manifest as { version?: unknown }).version : undefined;
+  return typeof version === 'string' ? version : 'unknown';
 }
 
 /** Loads the rules file; a file that cannot be read is a usage error naming it. */

@@ -96,7 +96,7 @@ function inspectRecord(
   if (!classification.ok) {
     return rejected(base, { code: 'unknown-kind', reason: classification.reason, kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
   }
-  const errors = validateRecord(classification.kind, classification.shape, decoded.view);
+  const errors = validateRecord(classification.kind, classification.shape, decoded.view, decoded.record);
   if (errors.length > 0) {
     return rejected(base, {
       code: 'schema',

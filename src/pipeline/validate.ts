@@ -11,6 +11,7 @@ import { Ajv2020, type AnySchemaObject, type ErrorObject, type ValidateFunction 
 import { packageRoot } from '../config/packageRoot.js';
 import type { Kind } from '../model/finding.js';
 import type { AlertShape } from './classify.js';
+import { foldKey } from './decode.js';
 import type { SchemaError } from './quarantine.js';
 
 /** Files of `schemas/defender/`: the shared definitions first, then one schema per kind. */
@@ -57,12 +58,17 @@ let validators: Validators | undefined;
  *
  * @throws Error when the schemas cannot be loaded or compiled (a broken install, not a bad record).
  */
-export function validateRecord(kind: Kind, shape: AlertShape | 'arm', view: Readonly<Record<string, unknown>>): SchemaError[] {
+export function validateRecord(
+  kind: Kind,
+  shape: AlertShape | 'arm',
+  view: Readonly<Record<string, unknown>>,
+  original?: unknown,
+): SchemaError[] {
   validators ??= compileValidators();
   const validate = kind === 'alert' ? validators.alertByShape.get(shape) : validators.byKind.get(kind);
   if (validate === undefined) throw new Error(`no schema compiled for ${kind}/${shape}`);
   if (validate(view)) return [];
-  return describeErrors(validate.errors ?? [], view);
+  return describeErrors(validate.errors ?? [], view, original);
 }
 
 // ------------------------------------------------------------------------------------------ compilation
@@ -145,12 +151,12 @@ interface Problem {
   readonly missing: boolean;
 }
 
-function describeErrors(errors: readonly AjvError[], view: unknown): SchemaError[] {
+function describeErrors(errors: readonly AjvError[], view: unknown, original: unknown): SchemaError[] {
   const problems = condense(errors);
   const seen = new Set<string>();
   const out: SchemaError[] = [];
   for (const problem of problems) {
-    const path = renderPath(view, problem.pointer);
+    const path = renderPath(view, problem.pointer, original);
     // One error per location: a value that breaks two rules (an empty id is too short and blank) is one
     // problem to fix, reported by the first rule.
     const key = problem.missing ? `${path}\u0000${problem.expected}` : path;
@@ -295,20 +301,39 @@ function problemAt(error: AjvError, expected: string): Problem {
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /** `/properties/status/code` -> `properties.status.code`, `/entities/2/type` -> `entities[2].type`. */
-function renderPath(root: unknown, pointer: string): string {
+/**
+ * Renders a JSON pointer into the (case-folded) view as a dotted path. With the original record, each key is
+ * spelled as the record spells it (`Severity`, not `severity`), so the path can be found in the record;
+ * Newtonsoft `{"$values": [...]}` wrappers are stepped through.
+ */
+function renderPath(root: unknown, pointer: string, original?: unknown): string {
   if (pointer === '') return '(root)';
   let node: unknown = root;
+  let source: unknown = original;
   let out = '';
   for (const segment of pointer.slice(1).split('/').map(unescapePointer)) {
+    if (isObject(source) && Array.isArray(source['$values']) && Array.isArray(node)) source = source['$values'];
     if (Array.isArray(node) && /^(0|[1-9][0-9]*)$/.test(segment)) {
       out += `[${segment}]`;
       node = node[Number(segment)];
+      source = Array.isArray(source) ? source[Number(segment)] : undefined;
       continue;
     }
-    out += IDENTIFIER.test(segment) ? (out === '' ? segment : `.${segment}`) : `[${JSON.stringify(segment)}]`;
+    const key = isObject(source) ? originalKey(source, segment) : segment;
+    out += IDENTIFIER.test(key) ? (out === '' ? key : `.${key}`) : `[${JSON.stringify(key)}]`;
     node = isObject(node) ? node[segment] : undefined;
+    source = isObject(source) ? source[key] : undefined;
   }
   return out;
+}
+
+/** The record's own spelling of a folded key (the folded key itself when the record lacks it). */
+function originalKey(object: Readonly<Record<string, unknown>>, folded: string): string {
+  if (Object.prototype.hasOwnProperty.call(object, folded)) return folded;
+  for (const key of Object.keys(object)) {
+    if (key !== '$type' && foldKey(key) === folded) return key;
+  }
+  return folded;
 }
 
 /** `number 3`, `string "High"`, `null`, `array of 2 items`, `object {value, localizedValue}`. */

@@ -471,3 +471,20 @@ describe('packageRoot', () => {
     expect(packageRoot(join(root, 'src', 'pipeline', 'validate.ts'))).toBe(root);
   });
 });
+
+describe("validate: paths in the record's own spelling", () => {
+  it('names PascalCase keys as the record writes them, through $values wrappers', () => {
+    const record = {
+      SystemAlertId: 'a',
+      AlertType: 'K8S_X',
+      Severity: 5,
+      Entities: { $type: 'List', $values: [{ $type: 'E', Type: 7 }] },
+    };
+    const [decoded] = decodeBody({ input: 'x', body: record });
+    if (!decoded?.ok) throw new Error('decode failed');
+    const paths = validateRecord('alert', 'eventHub', decoded.view, decoded.record).map((error) => error.path);
+    expect(paths).toEqual(['Severity', 'Entities[0].Type']);
+    // Without the original, the folded spelling.
+    expect(validateRecord('alert', 'eventHub', decoded.view).map((error) => error.path)).toEqual(['severity', 'entities[0].type']);
+  });
+});
