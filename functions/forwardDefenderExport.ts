@@ -14,18 +14,17 @@ import { EVENTHUB_CONNECTION_SETTING, readFunctionSettings } from '../src/config
 import { createEventHubHandler } from '../src/host/eventHubBatch.js';
 import { MemoryLedger } from '../src/routing/dedupe.js';
 import { loadRulesFile } from '../src/routing/load.js';
-import type { RoutingRules } from '../src/routing/types.js';
 import { createBlobQuarantineStore } from '../src/storage/blobQuarantine.js';
 
+// Settings and rules are checked when the app starts: a bad setting or a rules file that does not load
+// stops the app from registering (loud in the host's log), instead of failing every batch later.
 const settings = readFunctionSettings();
-let rules: Promise<RoutingRules> | undefined;
+const rules = await loadRulesFile(settings.routesFile);
 
 export const forwardDefenderExport = createEventHubHandler({
-  rules: () => (rules ??= loadRulesFile(settings.routesFile).catch((error: unknown) => {
-    rules = undefined;
-    throw error;
-  })),
-  // Until delivery lands, dedupe is per instance; the blob ledger replaces this.
+  rules,
+  // Until delivery lands, dedupe is per instance (bounded: the oldest keys are forgotten first); the blob
+  // ledger replaces this.
   ledger: new MemoryLedger(),
   quarantine: createBlobQuarantineStore({ connectionString: settings.quarantineConnectionString, containerName: settings.quarantineContainer }),
 });

@@ -4,7 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { containerNameProblem } from '../storage/blobQuarantine.js';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { containerNameProblem, DEFAULT_QUARANTINE_CONTAINER } from '../storage/blobQuarantine.js';
 import { packageRoot } from './packageRoot.js';
 
 export interface FunctionSettings {
@@ -44,7 +45,7 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
 
   const eventHubName = required('EVENTHUB_NAME', 'the name of the Event Hub Defender exports to');
   const consumerGroup = required('EVENTHUB_CONSUMER_GROUP', 'a consumer group dedicated to the forwarder (not $Default)');
-  if (consumerGroup === '$Default') {
+  if (consumerGroup.toLowerCase() === '$default') {
     problems.push('EVENTHUB_CONSUMER_GROUP is $Default: create a consumer group for the forwarder so other readers do not steal its events');
   }
 
@@ -85,11 +86,24 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     );
   } else if (quarantineConnectionString !== 'UseDevelopmentStorage=true' && !/AccountName=|BlobEndpoint=/i.test(quarantineConnectionString)) {
     problems.push(`${quarantineSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
+  } else if (!parsesAsStorageConnection(quarantineConnectionString)) {
+    // The SDK's own message is not repeated: it is about the value, which holds the account key.
+    problems.push(`${quarantineSetting} cannot be read as a storage connection string (check AccountName, AccountKey, BlobEndpoint or SharedAccessSignature)`);
   }
-  const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || 'quarantine';
+  const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || DEFAULT_QUARANTINE_CONTAINER;
   const containerProblem = containerNameProblem(quarantineContainer);
   if (containerProblem !== undefined) problems.push(`QUARANTINE_CONTAINER "${quarantineContainer}" ${containerProblem}`);
 
   if (problems.length > 0) throw new SettingsError(problems);
   return Object.freeze({ eventHubName, consumerGroup, eventHubConnection, routesFile, quarantineConnectionString, quarantineContainer });
+}
+
+/** Whether the storage SDK accepts the connection string (it parses; nothing is sent). */
+function parsesAsStorageConnection(connectionString: string): boolean {
+  try {
+    BlobServiceClient.fromConnectionString(connectionString);
+    return true;
+  } catch {
+    return false;
+  }
 }

@@ -7,6 +7,7 @@ import type { Envelope, EventMetadata } from '../pipeline/decode.js';
 import { addToSummary, createPipeline, emptySummary, type RunSummary } from '../pipeline/run.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import type { NotificationLedger, RoutingRules } from '../routing/types.js';
+import { parseUtc } from '../model/time.js';
 
 /**
  * The batch metadata the host passes in `context.triggerMetadata` (keys camel-cased by the library).
@@ -39,7 +40,10 @@ export function readBatchMetadata(triggerMetadata: Readonly<Record<string, unkno
 
 /** One envelope per event, labelled `eh:<partition>/<sequence>`, carrying its event metadata. */
 export function envelopesFromBatch(messages: unknown, triggerMetadata: Readonly<Record<string, unknown>> | undefined): Envelope[] {
-  const batch = readBatchMetadata(triggerMetadata);
+  return envelopesOf(messages, readBatchMetadata(triggerMetadata));
+}
+
+function envelopesOf(messages: unknown, batch: BatchMetadata): Envelope[] {
   // With cardinality many the host passes an array; a lone value is a batch of one.
   const events: readonly unknown[] = Array.isArray(messages) ? messages : [messages];
   return events.map((body, i) => {
@@ -60,8 +64,8 @@ export function envelopesFromBatch(messages: unknown, triggerMetadata: Readonly<
 }
 
 export interface EventHubHandlerDependencies {
-  /** The routing rules (loaded and validated at start-up). */
-  readonly rules: () => Promise<RoutingRules>;
+  /** The routing rules, loaded and validated when the app starts. */
+  readonly rules: RoutingRules;
   readonly ledger: NotificationLedger;
   readonly quarantine: QuarantineSink;
   readonly now?: () => Date;
@@ -74,12 +78,13 @@ export interface EventHubHandlerDependencies {
 export function createEventHubHandler(dependencies: EventHubHandlerDependencies): (messages: unknown, context: InvocationContext) => Promise<RunSummary> {
   return async (messages, context) => {
     const summary = emptySummary();
-    const envelopes = envelopesFromBatch(messages, context.triggerMetadata);
+    const batch = readBatchMetadata(context.triggerMetadata);
+    const envelopes = envelopesOf(messages, batch);
     const retry = context.retryContext ? { retryCount: context.retryContext.retryCount, maxRetryCount: context.retryContext.maxRetryCount } : undefined;
     let results;
     try {
       const pipeline = createPipeline({
-        rules: await dependencies.rules(),
+        rules: dependencies.rules,
         ledger: dependencies.ledger,
         quarantine: dependencies.quarantine,
         ...(dependencies.now ? { now: dependencies.now } : {}),
@@ -89,7 +94,7 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
       context.error(
         JSON.stringify({
           event: 'batch.failed',
-          partitionId: readBatchMetadata(context.triggerMetadata).partitionId ?? null,
+          partitionId: batch.partitionId ?? null,
           events: envelopes.length,
           firstInput: envelopes[0]?.input ?? null,
           error: error instanceof Error ? error.message : String(error),
@@ -107,7 +112,7 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
     context.log(
       JSON.stringify({
         event: 'batch.done',
-        partitionId: readBatchMetadata(context.triggerMetadata).partitionId ?? null,
+        partitionId: batch.partitionId ?? null,
         events: envelopes.length,
         ...summary,
         ...(retry ? { retry } : {}),
@@ -140,6 +145,5 @@ function asNumber(value: unknown): number | undefined {
 function asTime(value: unknown): string | undefined {
   if (value instanceof Date) return value.toISOString();
   if (typeof value !== 'string' || value === '') return undefined;
-  const ms = Date.parse(value);
-  return Number.isNaN(ms) ? value : new Date(ms).toISOString();
+  return parseUtc(value)?.toISOString() ?? value;
 }

@@ -38,6 +38,8 @@ export interface AcceptedRecord {
   readonly shape: AlertShape | 'arm';
   readonly finding: Finding;
   readonly metadata?: EventMetadata;
+  /** Index of the record inside a multi-record body. */
+  readonly index?: number;
 }
 
 /** A record that did not, with its quarantine entry. */
@@ -108,13 +110,20 @@ function inspectRecord(
     });
   }
   const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record);
-  const accepted: AcceptedRecord = { ok: true, input: decoded.input, kind: classification.kind, shape: classification.shape, finding };
-  return decoded.metadata ? { ...accepted, metadata: decoded.metadata } : accepted;
+  return {
+    ok: true,
+    input: decoded.input,
+    kind: classification.kind,
+    shape: classification.shape,
+    finding,
+    ...(decoded.metadata ? { metadata: decoded.metadata } : {}),
+    ...(decoded.index !== undefined ? { index: decoded.index } : {}),
+  };
 }
 
-function internalReason(error: unknown): string {
+function internalReason(error: unknown, stage = 'reading'): string {
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return `internal error while reading the record (a defect of the forwarder; please report it): ${message.slice(0, 300)}`;
+  return `internal error while ${stage} the record (a defect of the forwarder; please report it): ${message.slice(0, 300)}`;
 }
 
 /** "properties.status.code: expected string, got number 3; ... (+2 more)". */
@@ -167,13 +176,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const limits = options.limits ?? DEFAULT_DECODE_LIMITS;
   const run = async (envelopes: readonly Envelope[]): Promise<RecordResult[]> => {
     const now = clock();
-    const inspected = envelopes.flatMap((envelope) => inspectEnvelope(envelope, { limits, now }));
+    // 1. Inspect and route every record. Routing is pure; a defect in it costs the record (quarantined as
+    //    internal-error), never the batch.
+    const routed = envelopes.flatMap((envelope) => inspectEnvelope(envelope, { limits, now })).map((record) => routeRecord(rules, record, now));
+    // 2. Store every quarantined record. A store failure rejects here, before any dedupe key is claimed.
     if (quarantine) {
-      for (const record of inspected) if (!record.ok) await quarantine.put(record.entry);
+      for (const record of routed) if (!record.ok) await quarantine.put(record.entry);
     }
+    // 3. Dedupe and outcomes.
     const results: RecordResult[] = [];
-    for (const record of inspected) {
-      results.push(record.ok ? await decide(rules, ledger, record, now) : quarantinedResult(record.entry));
+    for (const record of routed) {
+      results.push(record.ok ? await decide(rules, ledger, record, record.decision) : quarantinedResult(record.entry));
     }
     return results;
   };
@@ -183,9 +196,30 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   };
 }
 
-async function decide(rules: RoutingRules, ledger: NotificationLedger, record: AcceptedRecord, now: Date): Promise<RecordResult> {
+type RoutedRecord = (AcceptedRecord & { readonly decision: RouteDecision }) | RejectedRecord;
+
+function routeRecord(rules: RoutingRules, record: InspectedRecord, now: Date): RoutedRecord {
+  if (!record.ok) return record;
+  try {
+    return { ...record, decision: routeFinding(rules, record.finding, now) };
+  } catch (error) {
+    const entry: QuarantineEntry = {
+      input: record.input,
+      code: 'internal-error',
+      reason: internalReason(error, 'routing'),
+      kind: record.kind,
+      errors: [],
+      raw: record.finding.raw,
+      quarantinedAt: now.toISOString(),
+      ...(record.metadata ? { metadata: record.metadata } : {}),
+      ...(record.index !== undefined ? { index: record.index } : {}),
+    };
+    return { ok: false, input: record.input, entry };
+  }
+}
+
+async function decide(rules: RoutingRules, ledger: NotificationLedger, record: AcceptedRecord, decision: RouteDecision): Promise<RecordResult> {
   const { finding } = record;
-  const decision = routeFinding(rules, finding, now);
   const mutedNames = new Set(decision.muted.map((muted) => muted.destination));
   const destinations: string[] = [];
   const duplicates: string[] = [];

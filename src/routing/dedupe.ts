@@ -15,14 +15,30 @@ export function dedupeKey(destination: string, finding: Finding): string {
   return JSON.stringify([destination, finding.kind, finding.id.toLowerCase(), finding.status.toLowerCase()]);
 }
 
-/** A ledger for one process (dry runs, `routes test`, tests): forgets everything when the process ends. */
+/** Keys a MemoryLedger keeps by default: about 20 MB of keys, far more than a run notifies anyone about. */
+export const DEFAULT_MEMORY_LEDGER_KEYS = 100_000;
+
+/**
+ * A ledger for one process (dry runs, `routes test`, a Function instance until the blob ledger lands). It
+ * forgets everything when the process ends, and keeps at most `maxKeys`, forgetting the oldest first, so a
+ * long-lived process does not grow without bound.
+ */
 export class MemoryLedger implements NotificationLedger {
   private readonly claimed = new Set<string>();
 
-  /** True the first time `key` is claimed, false ever after. */
+  constructor(private readonly maxKeys: number = DEFAULT_MEMORY_LEDGER_KEYS) {
+    if (!Number.isInteger(maxKeys) || maxKeys < 1) throw new RangeError(`maxKeys must be a positive integer, not ${maxKeys}`);
+  }
+
+  /** True the first time `key` is claimed (or once it has been forgotten), false otherwise. */
   claim(key: string): Promise<boolean> {
     if (this.claimed.has(key)) return Promise.resolve(false);
     this.claimed.add(key);
+    if (this.claimed.size > this.maxKeys) {
+      // Sets iterate in insertion order: the first key is the oldest.
+      const oldest = this.claimed.values().next().value;
+      if (oldest !== undefined) this.claimed.delete(oldest);
+    }
     return Promise.resolve(true);
   }
 

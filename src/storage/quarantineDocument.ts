@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { inspect } from 'node:util';
 import type { EventMetadata } from '../pipeline/decode.js';
 import type { QuarantineEntry, SchemaError } from '../pipeline/quarantine.js';
+import { parseUtc } from '../model/time.js';
 
 /** Identifies the document layout, so a later version can still read older quarantines. */
 export const QUARANTINE_DOCUMENT_FORMAT = 'defender-forwarder.quarantine/v1';
@@ -141,11 +142,3 @@ function quarantineDay(entry: QuarantineEntry): string {
   return `${yyyy}/${mm}/${dd}`;
 }
 
-/** Parses an ISO 8601 time; one without a zone is UTC (the field says so), not local time as `Date` assumes. */
-function parseUtc(text: string | undefined): Date | undefined {
-  if (text === undefined || text.trim() === '') return undefined;
-  const trimmed = text.trim();
-  const zoneless = /T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(trimmed);
-  const date = new Date(zoneless ? `${trimmed}Z` : trimmed);
-  return Number.isNaN(date.getTime()) ? undefined : date;
-}

@@ -82,7 +82,7 @@ describe('Event Hub function handler', () => {
   it('gives every record of a mixed batch an outcome and quarantines the bad ones in blob storage', async () => {
     const logs: Logged[] = [];
     const handler = createEventHubHandler({
-      rules: async () => RULES,
+      rules: RULES,
       ledger: new MemoryLedger(),
       quarantine: createBlobQuarantineStore({ connectionString, containerName: test.containerName }),
       now: () => new Date('2026-11-27T10:05:00Z'),
@@ -119,7 +119,7 @@ describe('Event Hub function handler', () => {
 
   it('a re-run of the batch (host retry) writes the same quarantine blobs again, no new ones', async () => {
     const handler = createEventHubHandler({
-      rules: async () => RULES,
+      rules: RULES,
       ledger: new MemoryLedger(),
       quarantine: createBlobQuarantineStore({ connectionString, containerName: test.containerName }),
     });
@@ -133,7 +133,7 @@ describe('Event Hub function handler', () => {
   it('throws when the quarantine store is unreachable, so the retry policy re-runs the batch', async () => {
     const logs: Logged[] = [];
     const handler = createEventHubHandler({
-      rules: async () => RULES,
+      rules: RULES,
       ledger: new MemoryLedger(),
       quarantine: createBlobQuarantineStore({
         connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;',
@@ -153,11 +153,11 @@ describe('Event Hub function handler', () => {
       connectionString: 'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;',
       retryOptions: { maxTries: 1, tryTimeoutInMs: 2000 },
     });
-    const first = createEventHubHandler({ rules: async () => RULES, ledger, quarantine: unreachable });
+    const first = createEventHubHandler({ rules: RULES, ledger, quarantine: unreachable });
     await expect(first(BATCH, context([]))).rejects.toThrow(/quarantine store unreachable/);
     // Storage is back; the host re-runs the same batch on the same instance.
     const retried = createEventHubHandler({
-      rules: async () => RULES,
+      rules: RULES,
       ledger,
       quarantine: createBlobQuarantineStore({ connectionString, containerName: test.containerName }),
     });
@@ -168,7 +168,7 @@ describe('Event Hub function handler', () => {
 
   it('a defect met by one record costs that record, not the batch', async () => {
     const handler = createEventHubHandler({
-      rules: async () => RULES,
+      rules: RULES,
       ledger: new MemoryLedger(),
       quarantine: createBlobQuarantineStore({ connectionString, containerName: test.containerName }),
     });

@@ -7,7 +7,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
 import { readFunctionSettings, SettingsError } from '../../src/config/appSettings.js';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { BlobServiceClient } from '@azure/storage-blob';
+import { pathToFileURL } from 'node:url';
 import { installFunctionsCoreShim } from '../support/functionsCore.js';
+import { randomContainerName } from '../support/azurite.js';
 
 const shim = installFunctionsCoreShim();
 afterAll(() => shim.uninstall());
@@ -19,6 +25,7 @@ const GOOD_ENV = {
   EVENTHUB_CONNECTION: 'Endpoint=sb://contoso.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=placeholder',
   ROUTES_FILE: path.join(root, 'config/routes.example.yaml'),
   AzureWebJobsStorage: inject('azuriteConnectionString'),
+  QUARANTINE_CONTAINER: randomContainerName('registration'),
 };
 
 describe('forwardDefenderExport registration', () => {
@@ -64,14 +71,60 @@ describe('forwardDefenderExport registration', () => {
       outcomes: { routed: 1, quarantined: 1 },
       delivered: { splunk: 1, 'oncall-teams': 1, 'oncall-email': 1, 'platform-teams': 1 },
     });
+    // The quarantine store the settings name got the body that is not JSON.
+    const names: string[] = [];
+    const service = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage);
+    for await (const blob of service.getContainerClient(GOOD_ENV.QUARANTINE_CONTAINER).listBlobsFlat()) names.push(blob.name);
+    expect(names).toEqual(['2026/11/27/0-2.json']);
   });
 });
 
+describe('start-up of the compiled app (dist/functions, what the host loads)', () => {
+  const entry = path.join(root, 'dist/functions/forwardDefenderExport.js');
+  const start = (env: Record<string, string>): { status: number | null; stderr: string } => {
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', `await import(${JSON.stringify(pathToFileURL(entry).href)});`], {
+      env: { PATH: process.env['PATH'] ?? '', ...env },
+      encoding: 'utf8',
+    });
+    return { status: result.status, stderr: result.stderr };
+  };
+
+  it('loads with good settings and rules', () => {
+    const result = start(GOOD_ENV);
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.status).toBe(0);
+  });
+
+  it('refuses to start when a setting is wrong, naming it', () => {
+    const result = start({ ...GOOD_ENV, EVENTHUB_NAME: '' });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('EVENTHUB_NAME is not set');
+  });
+
+  it('refuses to start when the rules file does not load, naming the key and line', () => {
+    const folder = mkdtempSync(path.join(tmpdir(), 'df-rules-'));
+    const rules = path.join(folder, 'routes.yaml');
+    writeFileSync(rules, ['destinations:', '  s: {type: splunk-hec, url: "${U}", token: "${T}"}', 'routes:', '  - name: a', '    match: {}', '    to: [nope]', ''].join('\n'));
+    const result = start({ ...GOOD_ENV, ROUTES_FILE: rules });
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('routes.yaml:6: routes[0].to');
+  });
+});
+
+
 describe('app settings', () => {
   it('accepts a connection string or an identity-based namespace for the trigger', () => {
-    expect(readFunctionSettings(GOOD_ENV)).toMatchObject({ eventHubConnection: 'connectionString', quarantineContainer: 'quarantine' });
+    expect(readFunctionSettings(GOOD_ENV)).toMatchObject({ eventHubConnection: 'connectionString', quarantineContainer: GOOD_ENV.QUARANTINE_CONTAINER });
+    expect(readFunctionSettings({ ...GOOD_ENV, QUARANTINE_CONTAINER: undefined }).quarantineContainer).toBe('quarantine');
     const identity = { ...GOOD_ENV, EVENTHUB_CONNECTION: undefined, EVENTHUB_CONNECTION__fullyQualifiedNamespace: 'contoso.servicebus.windows.net' };
     expect(readFunctionSettings(identity).eventHubConnection).toBe('identity');
+  });
+
+  it('refuses a connection string the storage SDK cannot read, without repeating it', () => {
+    const env = { ...GOOD_ENV, AzureWebJobsStorage: 'AccountName=x;BlobEndpoint=not a url;SharedAccessSignature=sv=secretsig' };
+    expect(() => readFunctionSettings(env)).toThrow(/AzureWebJobsStorage cannot be read as a storage connection string/);
+    expect(() => readFunctionSettings(env)).not.toThrow(/secretsig/);
+    expect(() => readFunctionSettings({ ...GOOD_ENV, EVENTHUB_CONSUMER_GROUP: '$default' })).toThrow(/is \$Default/);
   });
 
   it('names every problem at once, and never echoes a secret', () => {

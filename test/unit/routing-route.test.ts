@@ -233,6 +233,19 @@ describe('MemoryLedger', () => {
     expect(ledger.size).toBe(2);
   });
 
+  it('keeps at most maxKeys, forgetting the oldest first', async () => {
+    const ledger = new MemoryLedger(2);
+    expect(await ledger.claim('a')).toBe(true);
+    expect(await ledger.claim('b')).toBe(true);
+    expect(await ledger.claim('c')).toBe(true);
+    expect(ledger.size).toBe(2);
+    expect(await ledger.claim('b')).toBe(false);
+    expect(await ledger.claim('c')).toBe(false);
+    // 'a' was the oldest: forgotten, so it is news again.
+    expect(await ledger.claim('a')).toBe(true);
+    expect(() => new MemoryLedger(0)).toThrow(RangeError);
+  });
+
   it('gives one winner among concurrent claims', async () => {
     const ledger = new MemoryLedger();
     const results = await Promise.all(Array.from({ length: 10 }, () => ledger.claim('k')));
