@@ -320,9 +320,13 @@ function typeName(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-/** Turns V8's parse error into "Unexpected token ... at line L column C". */
+/**
+ * Turns V8's parse error into "Unexpected ... at line L column C". V8 quotes the start of the body in some
+ * messages (`Unexpected token 'x', "xSECRET..."... is not valid JSON`): that excerpt is dropped, so a
+ * reason never repeats the record's content.
+ */
 function describeParseError(error: unknown, text: string): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = (error instanceof Error ? error.message : String(error)).replace(/, ".*is not valid JSON$/s, '');
   const match = /position (\d+)/.exec(message);
   if (!match?.[1]) return message;
   const position = Number(match[1]);

@@ -49,6 +49,13 @@ describe('decode: every body shape the trigger can hand over', () => {
     expect(r.raw).toBe('{\n  "a": 1,\n  b: 2\n}');
   });
 
+  it('a parse error never quotes the body', () => {
+    const r = rejection(only(decodeBody({ input: 'x', body: 'xSECRETTOKEN-and-more' })));
+    expect(r.reason).toBe("body is not JSON: Unexpected token 'x'");
+    const after = rejection(only(decodeBody({ input: 'x', body: '{"a":1}\n x' })));
+    expect(after.reason).toBe('body is not JSON: Unexpected non-whitespace character at line 2 column 2');
+  });
+
   it.each([
     [42, 'body is a JSON number, not an object'],
     ['"text"', 'body is a JSON string, not an object'],

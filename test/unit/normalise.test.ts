@@ -94,7 +94,7 @@ describe('normalise: every sample becomes the Finding the design describes', () 
     const { finding } = accept('eh_assessment_insert_NotApplicable__sumologic.json');
     expect(finding).toMatchObject({ kind: 'recommendation', status: 'NotApplicable', snapshot: false, action: 'Insert', resourceGroup: 'AppServiceEnvV3_group' });
     expect(finding.resourceId).toMatch(/virtualMachines\/ase-ext-test$/);
-    if (finding.link) expect(finding.link).toMatch(/^https:\/\//);
+    expect(finding.link).toMatch(/^https:\/\/portal\.azure\.com\/#blade\/Microsoft_Azure_Security\/RecommendationsBlade\/assessmentKey\//);
   });
 
   it('legacy PascalCase assessment envelope', () => {

@@ -62,13 +62,13 @@ describe('compileGlob', () => {
     expect(compileGlob(pattern).test(value)).toBe(expected);
   });
 
-  it('stays fast on patterns that make backtracking regexes explode', () => {
+  // A backtracking regex would take longer than the test timeout here (speed itself is for `npm run bench`).
+  it('answers patterns that make backtracking regexes explode', () => {
     const glob = compileGlob('*a*a*a*a*a*a*a*a*a*a*b');
-    const started = performance.now();
     expect(glob.test('a'.repeat(5000))).toBe(false);
+    expect(glob.test(`${'a'.repeat(5000)}b`)).toBe(true);
     const withQuestion = compileGlob('*a?a*a?a*a?a*a?a*b');
     expect(withQuestion.test('a'.repeat(5000))).toBe(false);
-    expect(performance.now() - started).toBeLessThan(500);
   });
 
   it('knows literal patterns', () => {
