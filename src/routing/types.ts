@@ -7,11 +7,6 @@ import type { Finding, Kind, Severity } from '../model/finding.js';
 export const DESTINATION_TYPES = ['splunk-hec', 'teams', 'email', 'webhook'] as const;
 export type DestinationType = (typeof DESTINATION_TYPES)[number];
 
-/** A value given as `${ENV}` in the rules file: resolved lazily, never printed. */
-export interface EnvReference {
-  readonly env: string;
-}
-
 /** One destination as configured. Settings keep `${ENV}` references unresolved; delivery resolves them. */
 export interface Destination {
   readonly name: string;

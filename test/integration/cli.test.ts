@@ -73,7 +73,7 @@ describe('forward --dry-run over the bundled samples', () => {
     expect(run.stderr).toContain('defender-forwarder forward (dry run: nothing was sent): 11 records from 11 bodies');
     expect(run.stderr).toContain('routed 9 · unrouted 0 · muted 0 · quarantined 2');
     expect(run.stderr).toMatch(/platform-teams\s+1 {2}\(1 duplicate, 1 muted\)/);
-    expect(run.stderr).toContain('by "aks-migration-role-bindings" until 2027-01-31T00:00:00.000Z');
+    expect(run.stderr).toContain('by "aks-migration-role-bindings" until 2027-06-30T00:00:00.000Z');
   });
 
   it('needs no secrets in dry-run mode, and prints none it is given', async () => {
@@ -232,7 +232,7 @@ describe('routes test', () => {
     expect(repeat).toContain('dedupe: oncall-teams was already notified of (alert, 3f1c9a2e-7b64-4d0b-9a55-2c8e1f6d4b70, New) in this run');
     const roleBinding = blocks[3] ?? '';
     expect(roleBinding).toMatch(/\[no\] {4}high-alerts-to-oncall: severity Medium is below minSeverity High/);
-    expect(roleBinding).toContain('mute "aks-migration-role-bindings" silences platform-teams until 2027-01-31T00:00:00.000Z');
+    expect(roleBinding).toContain('mute "aks-migration-role-bindings" silences platform-teams until 2027-06-30T00:00:00.000Z');
     const compliance = blocks[7] ?? '';
     expect(compliance).toMatch(/\[no\] {4}critical-image-vulnerabilities: kind regulatoryCompliance/);
     expect(blocks[10]).toMatch(/quarantined: body is not JSON/);
@@ -240,9 +240,9 @@ describe('routes test', () => {
 
   it('says when a mute has expired', async () => {
     const run = await cli(['routes', 'test', '--rules', exampleRules, '--input', path.join(samples, '03-alert-repeat-and-role-binding.jsonl')], {
-      now: new Date('2027-02-01T00:00:00Z'),
+      now: new Date("2027-07-01T00:00:00Z"),
     });
-    expect(run.stdout).toContain('mute "aks-migration-role-bindings" would match but expired 2027-01-31T00:00:00.000Z: ignored');
+    expect(run.stdout).toContain('mute "aks-migration-role-bindings" would match but expired 2027-06-30T00:00:00.000Z: ignored');
     expect(run.stdout).toContain('=> delivers to splunk, platform-teams');
   });
 
@@ -276,7 +276,7 @@ describe('routes lint', () => {
   it('with --input: routes that never match, records that match nothing, expired mutes', async () => {
     const run = await cli(['routes', 'lint', '--rules', exampleRules, '--input', path.join(samples, '01-alert-k8s-admission-webhook.json')], {
       env: EXAMPLE_ENV,
-      now: new Date('2027-06-01T00:00:00Z'),
+      now: new Date("2027-07-15T00:00:00Z"),
     });
     expect(run.code).toBe(0);
     expect(run.stdout).toMatch(/warning: mutes\[0\].*\[mute-expired\]/);

@@ -155,6 +155,24 @@ describe('normalise: every sample becomes the Finding the design describes', () 
     expect(inspected?.ok && inspected.finding.severity).toBe('Critical');
   });
 
+  it('cvss: 3.x is preferred over 2.0 within a cvss block, and the highest score named wins', () => {
+    const file = 'arg_subassessment_AzureContainerRegistryVulnerability_mdvm__msdocs.json';
+    const record = JSON.parse(readFileSync(path.join(fixtures, file), 'utf8')) as {
+      properties: { additionalData: { cvssV30Score?: number; vulnerabilityDetails: { cvss: Record<string, unknown> } } };
+    };
+    delete record.properties.additionalData.cvssV30Score;
+    record.properties.additionalData.vulnerabilityDetails.cvss = { '2.0': { base: 9.3 }, '3.0': { base: 5.1 } };
+    const [v3] = inspectEnvelope({ input: 'x', body: record });
+    expect(v3?.ok && v3.finding.cvss).toBe(5.1);
+    record.properties.additionalData.vulnerabilityDetails.cvss = { '2.0': { base: 9.3 }, '3.0': null };
+    const [v2] = inspectEnvelope({ input: 'x', body: record });
+    expect(v2?.ok && v2.finding.cvss).toBe(9.3);
+    record.properties.additionalData.cvssV30Score = 6.4;
+    record.properties.additionalData.vulnerabilityDetails.cvss = { '3.0': { base: 'high' } };
+    const [text] = inspectEnvelope({ input: 'x', body: record });
+    expect(text?.ok && text.finding.cvss).toBe(6.4);
+  });
+
   it('snapshot flag from the export envelope', () => {
     const record = JSON.parse(readFileSync(path.join(fixtures, 'eh_assessment_insert_NotApplicable__sumologic.json'), 'utf8')) as {
       assessmentEventDataEnrichment: { isSnapshot: boolean };
