@@ -2,7 +2,8 @@
  * Dedupe keys and the in-memory notification ledger. People are notified once per (destination, kind, id,
  * status): the same alert re-exported with the same status is a duplicate; with a new status it is news.
  */
-import type { Finding, NotificationLedger } from './types.js';
+import type { Finding } from './types.js';
+import type { DeliveryLedger } from '../delivery/contracts.js';
 
 /**
  * The ledger key for notifying `destination` of `finding`: a JSON array, so no id (ARM ids hold `/`, alert ids
@@ -23,7 +24,7 @@ export const DEFAULT_MEMORY_LEDGER_KEYS = 100_000;
  * forgets everything when the process ends, and keeps at most `maxKeys`, forgetting the oldest first, so a
  * long-lived process does not grow without bound.
  */
-export class MemoryLedger implements NotificationLedger {
+export class MemoryLedger implements DeliveryLedger {
   private readonly claimed = new Set<string>();
 
   constructor(private readonly maxKeys: number = DEFAULT_MEMORY_LEDGER_KEYS) {
@@ -40,6 +41,17 @@ export class MemoryLedger implements NotificationLedger {
       if (oldest !== undefined) this.claimed.delete(oldest);
     }
     return Promise.resolve(true);
+  }
+
+  /** Delivered: the claim stays (it already does in memory). */
+  confirm(_key: string): Promise<void> {
+    return Promise.resolve();
+  }
+
+  /** Delivery failed for good: forget the claim so a later run may notify. */
+  release(key: string): Promise<void> {
+    this.claimed.delete(key);
+    return Promise.resolve();
   }
 
   /** How many keys were claimed. */

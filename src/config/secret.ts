@@ -1,0 +1,49 @@
+/**
+ * A secret value (HEC token, SMTP password, a Teams URL with its `sig=`): it prints as `<redacted>` however
+ * it is printed (template strings, JSON, `util.inspect`, error messages), and yields its value only to
+ * `reveal()`, which only the code that puts it on the wire calls.
+ */
+import { inspect } from 'node:util';
+
+export const REDACTED = '<redacted>';
+
+export class Secret {
+  readonly #value: string;
+  /** Where it came from, safe to print: `${HEC_TOKEN}`. */
+  readonly source: string;
+
+  constructor(value: string, source: string) {
+    this.#value = value;
+    this.source = source;
+  }
+
+  /** The value, for the request that needs it. Never log what this returns. */
+  reveal(): string {
+    return this.#value;
+  }
+
+  toString(): string {
+    return REDACTED;
+  }
+
+  toJSON(): string {
+    return REDACTED;
+  }
+
+  [inspect.custom](): string {
+    return REDACTED;
+  }
+}
+
+/**
+ * Removes every known secret value (and URL query strings, which carry signatures) from a text before it
+ * is logged, reported or dead-lettered: errors from HTTP and SMTP libraries quote URLs and commands.
+ */
+export function redact(text: string, secrets: readonly Secret[]): string {
+  let out = text;
+  for (const secret of secrets) {
+    const value = secret.reveal();
+    if (value.length >= 4) out = out.split(value).join(REDACTED);
+  }
+  return out.replace(/([?&](?:sig|sv|se|sp|sr|code|token|key|password)=)[^&\s"']+/gi, `$1${REDACTED}`);
+}
