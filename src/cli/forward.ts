@@ -51,7 +51,7 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
     return results.length;
   });
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
-  io.stderr.write(renderSummary({ title, bodies, elapsedMs: Date.now() - startedMs, summary, mutes, quarantined, unrouted }));
+  io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, summary, mutes, quarantined, unrouted }));
   return summary.outcomes.quarantined > 0 ? EXIT.quarantined : EXIT.ok;
 }
 

@@ -35,6 +35,7 @@ function whereOrWhy(result: RecordResult): string {
   if (report.outcome === 'unrouted') return 'no route matched';
   const parts: string[] = [];
   if (report.destinations.length > 0) parts.push(report.destinations.join(', '));
+  if (report.deadLettered.length > 0) parts.push(`dead-lettered: ${report.deadLettered.join(', ')}`);
   if (report.duplicates.length > 0) parts.push(`duplicate: ${report.duplicates.join(', ')}`);
   for (const muted of result.decision?.muted ?? []) parts.push(`muted: ${muted.destination} by "${muted.mute.name}"`);
   return parts.join('; ');
@@ -43,6 +44,7 @@ function whereOrWhy(result: RecordResult): string {
 /** Everything a person needs from a run, for stderr. */
 export interface SummaryContext {
   readonly title: string;
+  readonly dryRun: boolean;
   readonly bodies: number;
   readonly elapsedMs: number;
   readonly summary: RunSummary;
@@ -73,11 +75,17 @@ export function renderSummary(context: SummaryContext): string {
     }
   }
 
-  const destinations = new Set([...Object.keys(summary.delivered), ...Object.keys(summary.duplicates), ...Object.keys(summary.muted)]);
+  const destinations = new Set([
+    ...Object.keys(summary.delivered),
+    ...Object.keys(summary.duplicates),
+    ...Object.keys(summary.muted),
+    ...Object.keys(summary.deadLettered),
+  ]);
   if (destinations.size > 0) {
-    lines.push('', '  destinations');
+    lines.push('', context.dryRun ? '  destinations (would receive)' : '  destinations (delivered)');
     for (const name of destinations) {
       const extra: string[] = [];
+      if (summary.deadLettered[name]) extra.push(`${summary.deadLettered[name]} dead-lettered`);
       if (summary.duplicates[name]) extra.push(`${summary.duplicates[name]} duplicate`);
       if (summary.muted[name]) extra.push(`${summary.muted[name]} muted`);
       const note = extra.length > 0 ? `  (${extra.join(', ')})` : '';

@@ -152,6 +152,11 @@ export interface PipelineOptions {
   readonly ledger: NotificationLedger;
   /** Where quarantined records are kept; when absent they are only reported. */
   readonly quarantine?: QuarantineSink;
+  /**
+   * Delivers the routed records (and settles the ledger claims dedupe made). Absent in dry runs: then the
+   * report says where each record would go.
+   */
+  readonly delivery?: { deliver(results: readonly RecordResult[]): Promise<RecordResult[]> };
   readonly limits?: DecodeLimits;
   readonly now?: () => Date;
 }
@@ -172,7 +177,7 @@ export interface Pipeline {
 
 export function createPipeline(options: PipelineOptions): Pipeline {
   const clock = options.now ?? (() => new Date());
-  const { rules, ledger, quarantine } = options;
+  const { rules, ledger, quarantine, delivery } = options;
   const limits = options.limits ?? DEFAULT_DECODE_LIMITS;
   const run = async (envelopes: readonly Envelope[]): Promise<RecordResult[]> => {
     const now = clock();
@@ -188,7 +193,8 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     for (const record of routed) {
       results.push(record.ok ? await decide(rules, ledger, record, record.decision) : quarantinedResult(record.entry));
     }
-    return results;
+    // 4. Delivery: every (record, destination) delivered or dead-lettered before this resolves.
+    return delivery ? delivery.deliver(results) : results;
   };
   return {
     processEnvelope: (envelope) => run([envelope]),
@@ -279,6 +285,8 @@ export interface RunSummary {
   delivered: Record<string, number>;
   duplicates: Record<string, number>;
   muted: Record<string, number>;
+  /** destination -> records that could not be delivered and were dead-lettered. */
+  deadLettered: Record<string, number>;
   /** quarantine reason code -> count. */
   quarantined: Record<string, number>;
 }
@@ -291,6 +299,7 @@ export function emptySummary(): RunSummary {
     delivered: {},
     duplicates: {},
     muted: {},
+    deadLettered: {},
     quarantined: {},
   };
 }
@@ -308,6 +317,7 @@ export function addToSummary(summary: RunSummary, result: RecordResult): void {
   for (const name of report.destinations) summary.delivered[name] = (summary.delivered[name] ?? 0) + 1;
   for (const name of report.duplicates) summary.duplicates[name] = (summary.duplicates[name] ?? 0) + 1;
   for (const name of report.muted) summary.muted[name] = (summary.muted[name] ?? 0) + 1;
+  for (const name of report.deadLettered) summary.deadLettered[name] = (summary.deadLettered[name] ?? 0) + 1;
   if (result.quarantine) {
     const code = result.quarantine.code;
     summary.quarantined[code] = (summary.quarantined[code] ?? 0) + 1;

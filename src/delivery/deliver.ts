@@ -1,0 +1,165 @@
+/**
+ * Delivery of a batch's decisions: every routed record to each of its destinations, through the one retry
+ * loop, per destination concurrently and capped; what still fails is dead-lettered; the notification
+ * ledger's claims (made when dedupe decided) are confirmed for what was delivered and released for what was
+ * dead-lettered. Resolves only when every (record, destination) has a durable outcome; rejects when the
+ * dead-letter store is unreachable, after settling the ledger, so that a re-run neither loses nor repeats a
+ * notification.
+ */
+import { dedupeKey } from '../routing/dedupe.js';
+import type { RecordResult, RecordReport } from '../pipeline/run.js';
+import type { DeliveryItem, Sink } from '../sinks/sink.js';
+import { previewToPayload, type DeadLetter, type DeadLetterSink, type DeliveryLedger } from './contracts.js';
+import { Limiter } from './limiter.js';
+import { DEFAULT_RETRY_POLICY, deliverWithRetry, type ItemOutcome, type RetryDependencies, type RetryPolicy } from './retry.js';
+
+/** Concurrent requests per destination, by type: Teams keeps order and its per-channel limits. */
+export const CONCURRENCY_BY_TYPE: Readonly<Record<Sink['type'], number>> = Object.freeze({
+  'splunk-hec': 4,
+  teams: 1,
+  email: 2,
+  webhook: 4,
+});
+
+export interface DeliveryOptions {
+  readonly sinks: ReadonlyMap<string, Sink>;
+  readonly ledger: DeliveryLedger;
+  readonly deadLetters: DeadLetterSink;
+  readonly policy?: RetryPolicy;
+  readonly signal?: AbortSignal;
+  /** Collapses waits in tests; see RetryDependencies. */
+  readonly retry?: Omit<RetryDependencies, 'signal' | 'limiter'>;
+  readonly now?: () => Date;
+  /** Told of every give-up and dead letter, for logs. */
+  readonly onDeadLetter?: (letter: DeadLetter) => void;
+}
+
+export interface Delivery {
+  /** Delivers the routed records of `results` and answers them with their reports updated. */
+  deliver(results: readonly RecordResult[]): Promise<RecordResult[]>;
+}
+
+export function createDelivery(options: DeliveryOptions): Delivery {
+  // One limiter per destination for the life of the delivery object: concurrent batches share the cap.
+  const limiters = new Map<string, Limiter>();
+  for (const [name, sink] of options.sinks) limiters.set(name, new Limiter(CONCURRENCY_BY_TYPE[sink.type]));
+  const clock = options.now ?? (() => new Date());
+  return {
+    async deliver(results) {
+      const byDestination = new Map<string, { item: DeliveryItem; result: number }[]>();
+      results.forEach((result, index) => {
+        if (!result.finding || result.report.outcome === 'quarantined') return;
+        for (const name of result.report.destinations) {
+          const item: DeliveryItem = {
+            input: result.report.input,
+            finding: result.finding,
+            ...(result.metadata ? { metadata: result.metadata } : {}),
+          };
+          let list = byDestination.get(name);
+          if (!list) byDestination.set(name, (list = []));
+          list.push({ item, result: index });
+        }
+      });
+
+      const outcomes = await Promise.all(
+        [...byDestination].map(async ([name, entries]) => {
+          const sink = options.sinks.get(name);
+          if (!sink) throw new Error(`no sink for destination "${name}"`);
+          const limiter = limiters.get(name) ?? new Limiter(1);
+          const itemOutcomes = await deliverWithRetry(
+            sink,
+            entries.map((entry) => entry.item),
+            options.policy ?? DEFAULT_RETRY_POLICY,
+            { ...options.retry, limiter, ...(options.signal ? { signal: options.signal } : {}) },
+          );
+          return { name, sink, entries, itemOutcomes };
+        }),
+      );
+
+      // Settle: dead letters first (durable), then the ledger. A store failure is rethrown after the ledger
+      // is settled for what is known: delivered notifications confirmed, failed ones released.
+      const delivered = new Map<number, Set<string>>();
+      const deadLettered = new Map<number, Set<string>>();
+      const confirms: string[] = [];
+      const releases: string[] = [];
+      let storeFailure: unknown;
+      for (const { name, sink, entries, itemOutcomes } of outcomes) {
+        for (let i = 0; i < entries.length; i++) {
+          const entry = entries[i];
+          const outcome = itemOutcomes[i];
+          if (!entry || !outcome) continue;
+          const key = sink.notify ? dedupeKey(name, entry.item.finding) : undefined;
+          if (outcome.delivered) {
+            add(delivered, entry.result, name);
+            if (key) confirms.push(key);
+            continue;
+          }
+          add(deadLettered, entry.result, name);
+          if (key) releases.push(key);
+          if (storeFailure !== undefined) continue;
+          const letter = deadLetterOf(sink, outcome, key, clock());
+          try {
+            await options.deadLetters.put(letter);
+            options.onDeadLetter?.(letter);
+          } catch (error) {
+            storeFailure = error;
+          }
+        }
+      }
+      const ledgerWrites = [...confirms.map((key) => options.ledger.confirm(key)), ...releases.map((key) => options.ledger.release(key))];
+      const settled = await Promise.allSettled(ledgerWrites);
+      if (storeFailure !== undefined) throw storeFailure;
+      const ledgerFailure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (ledgerFailure) throw ledgerFailure.reason;
+
+      return results.map((result, index) => {
+        const failed = deadLettered.get(index);
+        if (!failed || failed.size === 0) return result;
+        const report: RecordReport = {
+          ...result.report,
+          destinations: result.report.destinations.filter((name) => !failed.has(name)),
+          deadLettered: result.report.destinations.filter((name) => failed.has(name)),
+        };
+        return { ...result, report };
+      });
+    },
+  };
+}
+
+function add(map: Map<number, Set<string>>, index: number, name: string): void {
+  let set = map.get(index);
+  if (!set) map.set(index, (set = new Set()));
+  set.add(name);
+}
+
+function deadLetterOf(sink: Sink, outcome: ItemOutcome, key: string | undefined, now: Date): DeadLetter {
+  const { finding } = outcome.item;
+  const error = outcome.error;
+  let payload: DeadLetter['payload'];
+  try {
+    payload = previewToPayload(sink.render([outcome.item]));
+  } catch (renderError) {
+    payload = [{ name: 'render-error.txt', content: renderError instanceof Error ? renderError.message : String(renderError) }];
+  }
+  return {
+    format: 'defender-forwarder.deadletter/v1',
+    destination: sink.name,
+    destinationType: sink.type,
+    input: outcome.item.input,
+    finding: { kind: finding.kind, id: finding.id, severity: finding.severity, status: finding.status, title: finding.title },
+    error: {
+      message: error?.message ?? 'not delivered',
+      reason: error?.reason ?? 'unknown',
+      retryable: error?.retryable ?? true,
+      configuration: error?.configuration ?? false,
+    },
+    attempts: outcome.attempts,
+    firstAttemptAt: outcome.firstAttemptAt,
+    lastAttemptAt: outcome.lastAttemptAt,
+    deadLetteredAt: now.toISOString(),
+    ...(key ? { dedupeKey: key } : {}),
+    payload,
+    record: finding.raw,
+    ...(outcome.item.metadata ? { metadata: outcome.item.metadata } : {}),
+  };
+}
