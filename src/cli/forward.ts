@@ -8,7 +8,11 @@ import type { QuarantineSink } from '../pipeline/quarantine.js';
 import { addToSummary, createPipeline, emptySummary, type RecordResult } from '../pipeline/run.js';
 import { eachEnvelope } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
-import { renderSummary, tableHeader, tableRow } from './render.js';
+import { oneLine, renderSummary, tableHeader, tableRow } from './render.js';
+import { PreviewCollector } from './preview.js';
+import { createDelivery } from '../delivery/deliver.js';
+import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
+import type { Sink } from '../sinks/sink.js';
 import { EXIT, type ExitCode } from './exit.js';
 
 export type ReportFormat = 'json' | 'table';
@@ -18,7 +22,14 @@ export interface ForwardOptions {
   readonly rules: RoutingRules;
   readonly dryRun: boolean;
   readonly report: ReportFormat;
+  /** Where quarantined records go (in a dry run: only when asked for). */
   readonly quarantine?: QuarantineSink;
+  /** Real delivery: the sinks, ledger and dead-letter store (absent in a dry run). */
+  readonly delivery?: { readonly sinks: ReadonlyMap<string, Sink>; readonly ledger: DeliveryLedger; readonly deadLetters: DeadLetterSink };
+  /** `--preview DIR` with the sinks that render it. */
+  readonly preview?: { readonly folder: string; readonly sinks: ReadonlyMap<string, Sink> };
+  /** Cancels delivery (Ctrl-C): what is pending is dead-lettered, not lost. */
+  readonly signal?: AbortSignal;
 }
 
 type MuteTally = { count: number; reason: string; until: string; destinations: Set<string> };
@@ -27,12 +38,24 @@ type MuteTally = { count: number; reason: string; until: string; destinations: S
 const LISTED = 10;
 
 export async function forwardCommand(options: ForwardOptions, io: CliIo): Promise<ExitCode> {
+  const delivery = options.delivery
+    ? createDelivery({
+        sinks: options.delivery.sinks,
+        ledger: options.delivery.ledger,
+        deadLetters: options.delivery.deadLetters,
+        ...(options.signal ? { signal: options.signal } : {}),
+        onDeadLetter: (letter) =>
+          io.stderr.write(`forward: dead-lettered ${oneLine(letter.input)} for ${letter.destination} after ${letter.attempts} attempts: ${oneLine(letter.error.message)}\n`),
+      })
+    : undefined;
   const pipeline = createPipeline({
     rules: options.rules,
-    ledger: new MemoryLedger(),
+    ledger: options.delivery?.ledger ?? new MemoryLedger(),
     ...(options.quarantine ? { quarantine: options.quarantine } : {}),
+    ...(delivery ? { delivery } : {}),
     now: io.now,
   });
+  const preview = options.preview ? new PreviewCollector() : undefined;
   const startedMs = Date.now();
   const summary = emptySummary();
   const mutes = new Map<string, MuteTally>();
@@ -45,6 +68,7 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
     const results = await pipeline.processEnvelope(envelope);
     for (const result of results) {
       addToSummary(summary, result);
+      preview?.add(result);
       note(result, mutes, quarantined, unrouted);
       await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(result.report)}\n` : tableRow(result));
     }
@@ -52,7 +76,12 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
   });
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
   io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, summary, mutes, quarantined, unrouted }));
-  return summary.outcomes.quarantined > 0 ? EXIT.quarantined : EXIT.ok;
+  if (preview && options.preview) {
+    const files = await preview.write(options.preview.folder, options.preview.sinks);
+    io.stderr.write(`  preview: ${files} files written under ${options.preview.folder}\n`);
+  }
+  const deadLettered = Object.values(summary.deadLettered).reduce((sum, count) => sum + count, 0);
+  return summary.outcomes.quarantined > 0 || deadLettered > 0 ? EXIT.quarantined : EXIT.ok;
 }
 
 function note(

@@ -17,6 +17,18 @@ import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
 import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
 import { QuarantineStoreError } from '../storage/quarantineStoreError.js';
+import { StoreError } from '../storage/storeError.js';
+import { createBlobLedger } from '../storage/blobLedger.js';
+import { FolderLedger } from '../storage/folderLedger.js';
+import { createBlobDeadLetterStore } from '../storage/blobDeadLetters.js';
+import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
+import { createBlobQuarantineStore } from '../storage/blobQuarantine.js';
+import { closeHttpClient, createHttpClient } from '../sinks/http.js';
+import { closeSinks, createSinks } from '../sinks/registry.js';
+import { SinkConfigError } from '../sinks/settings.js';
+import type { Sink } from '../sinks/sink.js';
+import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
+import type { QuarantineSink } from '../pipeline/quarantine.js';
 
 /** A failure the user can fix: printed as one clear message, exit code 2. */
 class UsageError extends Error {}
@@ -34,7 +46,13 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
       // Help and version are not errors; everything else commander rejects is a usage error.
       return error.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
-    if (error instanceof RulesError || error instanceof UsageError || error instanceof InputError || error instanceof QuarantineStoreError) {
+    if (
+      error instanceof RulesError ||
+      error instanceof UsageError ||
+      error instanceof InputError ||
+      error instanceof QuarantineStoreError ||
+      error instanceof StoreError
+    ) {
       io.stderr.write(`defender-forwarder: ${error.message}\n`);
       return EXIT.usage;
     }
@@ -65,24 +83,59 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
 
   program
     .command('forward')
-    .description('run the pipeline over records and report, per record, where it goes and why')
+    .description('run the pipeline over records: deliver each to its destinations (or, with --dry-run, say where it would go)')
     .addOption(inputOption().makeOptionMandatory())
     .addOption(rulesOption())
     .option('--dry-run', 'decide and report only: nothing is sent, no secrets are needed', false)
-    .option('--quarantine-dir <dir>', 'also write each quarantined record (raw body, reason, schema errors) as a JSON file under this folder')
+    .option('--preview <dir>', 'write exactly what is (or would be) sent: HEC batches, Teams cards, emails (.eml), webhook bodies')
+    .option('--state-dir <dir>', 'local state: notification ledger, dead letters, quarantine (unless $FORWARDER_STORAGE_CONNECTION names a storage account)', '.forwarder-state')
+    .option('--quarantine-dir <dir>', 'write quarantined records under this folder (default: <state-dir>/quarantine; in a dry run, only when given)')
     .addOption(new Option('--report <format>', 'per-record report on stdout').choices(['json', 'table']).default('json'))
-    .action(async (options: { input: string[]; rules?: string; dryRun: boolean; report: 'json' | 'table'; quarantineDir?: string }) => {
-      const rules = await loadRules(rulesPath(options.rules));
-      if (!options.dryRun) {
-        throw new UsageError(
-          'forward: delivery to destinations is not available in this version; add --dry-run to see what would be delivered where',
-        );
-      }
-      const quarantine = options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : undefined;
-      setExit(
-        await forwardCommand({ inputs: options.input, rules, dryRun: options.dryRun, report: options.report, ...(quarantine ? { quarantine } : {}) }, io),
-      );
-    });
+    .action(
+      async (options: { input: string[]; rules?: string; dryRun: boolean; report: 'json' | 'table'; quarantineDir?: string; preview?: string; stateDir: string }) => {
+        const rules = await loadRules(rulesPath(options.rules));
+        const http = createHttpClient();
+        const controller = new AbortController();
+        const onSignal = (): void => {
+          io.stderr.write('forward: interrupted; what is still being delivered will be dead-lettered\n');
+          controller.abort();
+        };
+        process.once('SIGINT', onSignal);
+        let sinks: Map<string, Sink> | undefined;
+        try {
+          // A dry run needs no secrets; its preview renders with unset ${ENV} values standing in empty.
+          if (!options.dryRun || options.preview !== undefined) {
+            try {
+              sinks = createSinks(rules, { env: io.env, http, previewOnly: options.dryRun });
+            } catch (error) {
+              if (error instanceof SinkConfigError) throw new UsageError(error.message, { cause: error });
+              throw error;
+            }
+          }
+          const stores = options.dryRun ? undefined : openStores(options.stateDir, io.env);
+          const quarantine = options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : stores?.quarantine;
+          setExit(
+            await forwardCommand(
+              {
+                inputs: options.input,
+                rules,
+                dryRun: options.dryRun,
+                report: options.report,
+                ...(quarantine ? { quarantine } : {}),
+                ...(stores && sinks ? { delivery: { sinks, ledger: stores.ledger, deadLetters: stores.deadLetters } } : {}),
+                ...(options.preview !== undefined && sinks ? { preview: { folder: options.preview, sinks } } : {}),
+                signal: controller.signal,
+              },
+              io,
+            ),
+          );
+        } finally {
+          process.off('SIGINT', onSignal);
+          if (sinks) await closeSinks(sinks);
+          closeHttpClient(http);
+        }
+      },
+    );
 
   const routes = program.command('routes').description('test and lint routing rules');
   routes
@@ -134,6 +187,30 @@ function packageVersion(): string {
   const manifest: unknown = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'));
   const version = manifest !== null && typeof manifest === 'object' ? (manifest as { version?: unknown }).version : undefined;
   return typeof version === 'string' ? version : 'unknown';
+}
+
+/**
+ * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when
+ * FORWARDER_STORAGE_CONNECTION holds a connection string (shared with the Function, so the CLI and the
+ * Function never notify twice), else the local state folder.
+ */
+function openStores(
+  stateDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+): { ledger: DeliveryLedger; deadLetters: DeadLetterSink; quarantine: QuarantineSink } {
+  const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
+  if (connectionString) {
+    return {
+      ledger: createBlobLedger({ connectionString }),
+      deadLetters: createBlobDeadLetterStore({ connectionString }),
+      quarantine: createBlobQuarantineStore({ connectionString }),
+    };
+  }
+  return {
+    ledger: new FolderLedger(stateDir),
+    deadLetters: new FolderDeadLetterStore(stateDir),
+    quarantine: new FolderQuarantineStore(path.join(stateDir, 'quarantine')),
+  };
 }
 
 /** Loads the rules file; a file that cannot be read is a usage error naming it. */

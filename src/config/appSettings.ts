@@ -17,10 +17,19 @@ export interface FunctionSettings {
   readonly eventHubConnection: 'connectionString' | 'identity';
   /** Absolute path of the routing rules file (`ROUTES_FILE`, default `config/routes.yaml` in the app). */
   readonly routesFile: string;
-  /** Storage connection string for the quarantine (`QUARANTINE_STORAGE`, default `AzureWebJobsStorage`). */
-  readonly quarantineConnectionString: string;
+  /**
+   * Storage connection string for the forwarder's own blobs: quarantine, dead letters, notification ledger
+   * (`FORWARDER_STORAGE_CONNECTION`, default `AzureWebJobsStorage`).
+   */
+  readonly storageConnectionString: string;
   /** Blob container of quarantined records (`QUARANTINE_CONTAINER`, default `quarantine`). */
   readonly quarantineContainer: string;
+  /** Blob container of dead letters (`DEADLETTER_CONTAINER`, default `deadletter`), same account. */
+  readonly deadLetterContainer: string;
+  /** Blob container of the notification ledger (`LEDGER_CONTAINER`, default `ledger`), same account. */
+  readonly ledgerContainer: string;
+  /** Time budget for delivering one batch to one destination (`DELIVERY_BUDGET_SECONDS`, default 120). */
+  readonly deliveryBudgetMs: number;
 }
 
 export class SettingsError extends Error {
@@ -75,27 +84,51 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     );
   }
 
-  const quarantineSetting = env['QUARANTINE_STORAGE']?.trim() ? 'QUARANTINE_STORAGE' : 'AzureWebJobsStorage';
-  const quarantineConnectionString = env[quarantineSetting]?.trim() ?? '';
-  if (!quarantineConnectionString) {
+  const storageSetting = env['FORWARDER_STORAGE_CONNECTION']?.trim() ? 'FORWARDER_STORAGE_CONNECTION' : 'AzureWebJobsStorage';
+  const storageConnectionString = env[storageSetting]?.trim() ?? '';
+  if (!storageConnectionString) {
     const identity = env['AzureWebJobsStorage__accountName'] || env['AzureWebJobsStorage__blobServiceUri'];
     problems.push(
       identity
-        ? 'quarantine storage: identity-based AzureWebJobsStorage is not supported for the quarantine yet; set QUARANTINE_STORAGE to a connection string'
-        : 'quarantine storage: set QUARANTINE_STORAGE (or AzureWebJobsStorage) to a storage connection string',
+        ? 'storage: identity-based AzureWebJobsStorage is not supported for the forwarder\'s blobs yet; set FORWARDER_STORAGE_CONNECTION to a connection string'
+        : 'storage: set FORWARDER_STORAGE_CONNECTION (or AzureWebJobsStorage) to a storage connection string',
     );
-  } else if (quarantineConnectionString !== 'UseDevelopmentStorage=true' && !/AccountName=|BlobEndpoint=/i.test(quarantineConnectionString)) {
-    problems.push(`${quarantineSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
-  } else if (!parsesAsStorageConnection(quarantineConnectionString)) {
+  } else if (storageConnectionString !== 'UseDevelopmentStorage=true' && !/AccountName=|BlobEndpoint=/i.test(storageConnectionString)) {
+    problems.push(`${storageSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
+  } else if (!parsesAsStorageConnection(storageConnectionString)) {
     // The SDK's own message is not repeated: it is about the value, which holds the account key.
-    problems.push(`${quarantineSetting} cannot be read as a storage connection string (check AccountName, AccountKey, BlobEndpoint or SharedAccessSignature)`);
+    problems.push(`${storageSetting} cannot be read as a storage connection string (check AccountName, AccountKey, BlobEndpoint or SharedAccessSignature)`);
   }
   const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || DEFAULT_QUARANTINE_CONTAINER;
   const containerProblem = containerNameProblem(quarantineContainer);
   if (containerProblem !== undefined) problems.push(`QUARANTINE_CONTAINER "${quarantineContainer}" ${containerProblem}`);
 
+  const container = (setting: string, fallback: string): string => {
+    const name = env[setting]?.trim() || fallback;
+    const problem = containerNameProblem(name);
+    if (problem !== undefined) problems.push(`${setting} "${name}" ${problem}`);
+    return name;
+  };
+  const deadLetterContainer = container('DEADLETTER_CONTAINER', 'deadletter');
+  const ledgerContainer = container('LEDGER_CONTAINER', 'ledger');
+  const budgetText = env['DELIVERY_BUDGET_SECONDS']?.trim();
+  const budgetSeconds = budgetText ? Number(budgetText) : 120;
+  if (!Number.isFinite(budgetSeconds) || budgetSeconds < 5 || budgetSeconds > 3600) {
+    problems.push(`DELIVERY_BUDGET_SECONDS must be a number of seconds from 5 to 3600 (keep it well inside the function timeout)`);
+  }
+
   if (problems.length > 0) throw new SettingsError(problems);
-  return Object.freeze({ eventHubName, consumerGroup, eventHubConnection, routesFile, quarantineConnectionString, quarantineContainer });
+  return Object.freeze({
+    eventHubName,
+    consumerGroup,
+    eventHubConnection,
+    routesFile,
+    storageConnectionString,
+    quarantineContainer,
+    deadLetterContainer,
+    ledgerContainer,
+    deliveryBudgetMs: Math.round(budgetSeconds * 1000),
+  });
 }
 
 /** Whether the storage SDK accepts the connection string (it parses; nothing is sent). */

@@ -8,6 +8,7 @@ import { addToSummary, createPipeline, emptySummary, type RunSummary } from '../
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import type { NotificationLedger, RoutingRules } from '../routing/types.js';
 import { parseUtc } from '../model/time.js';
+import type { Delivery } from '../delivery/deliver.js';
 
 /**
  * The batch metadata the host passes in `context.triggerMetadata` (keys camel-cased by the library).
@@ -68,6 +69,8 @@ export interface EventHubHandlerDependencies {
   readonly rules: RoutingRules;
   readonly ledger: NotificationLedger;
   readonly quarantine: QuarantineSink;
+  /** Delivers the routed records; absent, the handler only decides (and says so in its summary). */
+  readonly delivery?: Delivery;
   readonly now?: () => Date;
 }
 
@@ -87,6 +90,7 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
         rules: dependencies.rules,
         ledger: dependencies.ledger,
         quarantine: dependencies.quarantine,
+        ...(dependencies.delivery ? { delivery: dependencies.delivery } : {}),
         ...(dependencies.now ? { now: dependencies.now } : {}),
       });
       results = await pipeline.processBatch(envelopes);
@@ -107,6 +111,11 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
       addToSummary(summary, result);
       if (result.report.outcome === 'quarantined') {
         context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
+      }
+      if (result.report.deadLettered.length > 0) {
+        context.warn(
+          JSON.stringify({ event: 'record.deadLettered', input: result.report.input, kind: result.report.kind, id: result.report.id, destinations: result.report.deadLettered }),
+        );
       }
     }
     context.log(

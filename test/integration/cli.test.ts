@@ -94,11 +94,23 @@ describe('forward --dry-run over the bundled samples', () => {
     expect(rows.find((row) => row.includes('10-invalid'))).toMatch(/quarantined body is not JSON/);
   });
 
-  it('without --dry-run says delivery is not available yet (exit 2) instead of pretending', async () => {
-    const run = await cli(['forward', '--input', samples, '--rules', exampleRules]);
+  it('without --dry-run, unset destination secrets are a configuration error naming each one (exit 2), before anything is read', async () => {
+    const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--state-dir', path.join(scratch, 'unused-state')], {
+      env: { HEC_URL: 'https://splunk.example:8088' },
+    });
     expect(run.code).toBe(2);
-    expect(run.stderr).toContain('add --dry-run');
+    expect(run.stderr).toContain('destinations.splunk.token: environment variable HEC_TOKEN is not set');
+    expect(run.stderr).toContain('destinations.oncall-teams.url: environment variable ONCALL_TEAMS_URL is not set');
     expect(run.stdout).toBe('');
+  });
+
+  it('a destination URL that is plain http: to a non-loopback host is refused, without printing the URL', async () => {
+    const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--state-dir', path.join(scratch, 'unused-state')], {
+      env: { ...EXAMPLE_ENV, ONCALL_TEAMS_URL: 'http://teams.example/x?sig=plainsecret' },
+    });
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/destinations\.oncall-teams\.url \(\$\{ONCALL_TEAMS_URL\}\): must use https:/);
+    expect(run.stderr).not.toContain('plainsecret');
   });
 });
 

@@ -26,6 +26,16 @@ const GOOD_ENV = {
   ROUTES_FILE: path.join(root, 'config/routes.example.yaml'),
   AzureWebJobsStorage: inject('azuriteConnectionString'),
   QUARANTINE_CONTAINER: randomContainerName('registration'),
+  // The example rules' destinations: loopback addresses nothing listens on (no record is delivered here:
+  // the batch below is routed, and its deliveries fail fast and are dead-lettered).
+  HEC_URL: 'http://127.0.0.1:9',
+  HEC_TOKEN: '00000000-0000-0000-0000-000000000000',
+  ONCALL_TEAMS_URL: 'http://127.0.0.1:9/teams?sig=test',
+  PLATFORM_TEAMS_URL: 'http://127.0.0.1:9/platform?sig=test',
+  SMTP_URL: 'smtp://127.0.0.1:9',
+  DEADLETTER_CONTAINER: randomContainerName('registration-dl'),
+  LEDGER_CONTAINER: randomContainerName('registration-ledger'),
+  DELIVERY_BUDGET_SECONDS: '5',
 };
 
 describe('forwardDefenderExport registration', () => {
@@ -69,8 +79,15 @@ describe('forwardDefenderExport registration', () => {
     expect(JSON.parse((done ?? '').replace(/^information /, ''))).toMatchObject({
       records: 2,
       outcomes: { routed: 1, quarantined: 1 },
-      delivered: { splunk: 1, 'oncall-teams': 1, 'oncall-email': 1, 'platform-teams': 1 },
+      // Nothing listens at the destinations: every delivery is retried within the 5 s budget, then
+      // dead-lettered in the container the settings name. Nothing is lost.
+      delivered: {},
+      deadLettered: { splunk: 1, 'oncall-teams': 1, 'oncall-email': 1, 'platform-teams': 1 },
     });
+    const letters: string[] = [];
+    const storage = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage);
+    for await (const blob of storage.getContainerClient(GOOD_ENV.DEADLETTER_CONTAINER).listBlobsFlat()) letters.push(blob.name.split('/')[0] ?? '');
+    expect(letters.sort()).toEqual(['oncall-email', 'oncall-teams', 'platform-teams', 'splunk']);
     // The quarantine store the settings name got the body that is not JSON.
     const names: string[] = [];
     const service = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage);

@@ -1,0 +1,231 @@
+/**
+ * Delivery end to end through the Event Hub handler: real HEC, Teams and SMTP stand-ins, the ledger and
+ * dead letters in Azurite. Proves notify-once across a Function retry and two instances in parallel, and
+ * that every failure ends delivered or dead-lettered.
+ */
+import { InvocationContext } from '@azure/functions';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { createDelivery } from '../../src/delivery/deliver.js';
+import type { RetryPolicy } from '../../src/delivery/retry.js';
+import { createEventHubHandler } from '../../src/host/eventHubBatch.js';
+import { parseRules } from '../../src/routing/load.js';
+import { closeHttpClient, createHttpClient } from '../../src/sinks/http.js';
+import { closeSinks, createSinks } from '../../src/sinks/registry.js';
+import type { Sink } from '../../src/sinks/sink.js';
+import { createBlobDeadLetterStore } from '../../src/storage/blobDeadLetters.js';
+import { createBlobLedger } from '../../src/storage/blobLedger.js';
+import { createBlobQuarantineStore } from '../../src/storage/blobQuarantine.js';
+import { createTestContainer, type TestContainer } from '../support/azurite.js';
+import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
+import { startSmtpServer, SMTP_ANSWERS, type SmtpStandIn } from '../support/smtpServer.js';
+import { answer, startTeamsReceiver, type TeamsReceiver } from '../support/teamsReceiver.js';
+
+const connectionString = inject('azuriteConnectionString');
+const fixtures = path.resolve(import.meta.dirname, '../fixtures/defender');
+const alert = JSON.parse(readFileSync(path.join(fixtures, 'eh_alert_K8S_AdmissionController_informational__sumologic.json'), 'utf8')) as Record<string, unknown>;
+const recommendation = readFileSync(path.join(fixtures, 'eh_assessment_insert_NotApplicable__sumologic.json'), 'utf8');
+
+const TOKEN = '11111111-2222-3333-4444-555555555555';
+const FAST: RetryPolicy = { maxAttempts: 3, baseDelayMs: 10, maxDelayMs: 50, maxTotalMs: 10_000 };
+
+const RULES = parseRules(
+  `
+destinations:
+  splunk: {type: splunk-hec, url: "\${HEC_URL}", token: "\${HEC_TOKEN}", index: defender}
+  teams: {type: teams, url: "\${TEAMS_URL}"}
+  email: {type: email, smtpUrl: "\${SMTP_URL}", from: alerts@contoso.example, to: [oncall@contoso.example]}
+routes:
+  - name: all
+    match: {}
+    to: [splunk]
+    continue: true
+  - name: high
+    match: {kind: alert, minSeverity: High}
+    to: [teams, email]
+`,
+  'delivery.yaml',
+);
+
+function highAlert(id: string, status = 'New'): Record<string, unknown> {
+  return { ...alert, SystemAlertId: id, Severity: 'High', Status: status, AlertDisplayName: `High alert ${id}` };
+}
+
+function context(partition = '0', first = 100, count = 10): InvocationContext {
+  return new InvocationContext({
+    invocationId: `inv-${partition}-${first}`,
+    functionName: 'forwardDefenderExport',
+    logHandler: () => undefined,
+    triggerMetadata: {
+      partitionContext: { partitionId: partition },
+      sequenceNumberArray: Array.from({ length: count }, (_, i) => first + i),
+      enqueuedTimeUtcArray: Array.from({ length: count }, () => '2026-11-27T10:00:00Z'),
+    },
+  });
+}
+
+let hec: HecReceiver;
+let teams: TeamsReceiver;
+let smtp: SmtpStandIn;
+let ledgerContainer: TestContainer;
+let deadLetterContainer: TestContainer;
+let quarantineContainer: TestContainer;
+const http = createHttpClient();
+const openSinks: Map<string, Sink>[] = [];
+
+beforeAll(async () => {
+  hec = await startHecReceiver({ token: TOKEN });
+  teams = await startTeamsReceiver();
+  smtp = await startSmtpServer();
+});
+afterAll(async () => {
+  for (const sinks of openSinks) await closeSinks(sinks);
+  closeHttpClient(http);
+  await Promise.all([hec.stop(), teams.close(), smtp.stop()]);
+});
+beforeEach(async () => {
+  [ledgerContainer, deadLetterContainer, quarantineContainer] = await Promise.all([
+    createTestContainer(connectionString, 'ledger'),
+    createTestContainer(connectionString, 'deadletter'),
+    createTestContainer(connectionString, 'quarantine'),
+  ]);
+  hec.events.length = 0;
+  teams.messages.length = 0;
+});
+afterEach(async () => {
+  await Promise.all([ledgerContainer.dispose(), deadLetterContainer.dispose(), quarantineContainer.dispose()]);
+});
+
+/** One Function instance: its own sinks, ledger client and stores, sharing the storage account. */
+function instance(): ReturnType<typeof createEventHubHandler> {
+  const sinks = createSinks(RULES, {
+    env: { HEC_URL: hec.url, HEC_TOKEN: TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
+    http,
+  });
+  openSinks.push(sinks);
+  const ledger = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
+  return createEventHubHandler({
+    rules: RULES,
+    ledger,
+    quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
+    delivery: createDelivery({
+      sinks,
+      ledger,
+      deadLetters: createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }),
+      policy: FAST,
+    }),
+  });
+}
+
+async function blobNames(container: TestContainer): Promise<string[]> {
+  const names: string[] = [];
+  for await (const blob of container.containerClient.listBlobsFlat()) names.push(blob.name);
+  return names.sort();
+}
+
+describe('delivery through the Event Hub handler', () => {
+  it('delivers a mixed batch: Splunk gets every valid record, Teams and email each High alert once', async () => {
+    const batch = [JSON.stringify(highAlert('a-1')), recommendation, '{not json', JSON.stringify(highAlert('a-2')), JSON.stringify(highAlert('a-1'))];
+    const summary = await instance()(batch, context('0', 100, batch.length));
+    expect(summary.outcomes).toEqual({ routed: 4, unrouted: 0, muted: 0, quarantined: 1 });
+    expect(summary.delivered).toEqual({ splunk: 4, teams: 2, email: 2 });
+    expect(summary.duplicates).toEqual({ teams: 1, email: 1 });
+    expect(summary.deadLettered).toEqual({});
+    expect(hec.events).toHaveLength(4);
+    // One HEC request for the batch, not one per record; the event is the original record.
+    expect(hec.eventRequests()).toHaveLength(1);
+    expect(hec.events[0]?.['event']).toEqual(highAlert('a-1'));
+    expect(teams.messages).toHaveLength(2);
+    expect(smtp.messages.filter((m) => /High alert a-[12]/.test(m.parsed.subject ?? ''))).toHaveLength(2);
+    expect(await blobNames(quarantineContainer)).toEqual(['2026/11/27/0-102.json']);
+  });
+
+  it('notify once: the same batch run twice (a Function retry, on another instance) sends no second card or email', async () => {
+    const batch = [JSON.stringify(highAlert('r-1')), JSON.stringify(highAlert('r-2'))];
+    const mailsBefore = smtp.messages.length;
+    await instance()(batch, context('1', 200, 2));
+    const second = await instance()(batch, context('1', 200, 2));
+    expect(second.duplicates).toEqual({ teams: 2, email: 2 });
+    expect(teams.messages).toHaveLength(2);
+    expect(smtp.messages.length - mailsBefore).toBe(2);
+    // Splunk is the system of record: it gets the records again, harmlessly.
+    expect(hec.events).toHaveLength(4);
+  });
+
+  it('notify once: two instances running the same records in parallel send one card and one email per record', async () => {
+    const batch = Array.from({ length: 6 }, (_, i) => JSON.stringify(highAlert(`p-${i}`)));
+    const mailsBefore = smtp.messages.length;
+    const [one, two] = await Promise.all([instance()(batch, context('2', 300, 6)), instance()(batch, context('2', 300, 6))]);
+    expect((one.delivered['teams'] ?? 0) + (two.delivered['teams'] ?? 0)).toBe(6);
+    expect((one.duplicates['teams'] ?? 0) + (two.duplicates['teams'] ?? 0)).toBe(6);
+    expect(teams.messages).toHaveLength(6);
+    expect(smtp.messages.length - mailsBefore).toBe(6);
+  });
+
+  it('a new status is news: the same alert Resolved notifies again', async () => {
+    const handler = instance();
+    await handler([JSON.stringify(highAlert('s-1', 'New'))], context('3', 1, 1));
+    await handler([JSON.stringify(highAlert('s-1', 'Resolved'))], context('3', 2, 1));
+    expect(teams.messages).toHaveLength(2);
+  });
+
+  it('retries what may succeed (HEC busy twice) and dead-letters what cannot (Teams 400, SMTP 550), losing nothing', async () => {
+    hec.script({ fail: 'busy', times: 2 });
+    teams.script(answer(400, '{"error":{"code":"InvalidRequestContent"}}'));
+    smtp.failNext('rcpt', SMTP_ANSWERS.recipientNotFound550);
+    const summary = await instance()([JSON.stringify(highAlert('f-1'))], context('4', 7, 1));
+    expect(summary.delivered).toEqual({ splunk: 1 });
+    expect(summary.deadLettered).toEqual({ teams: 1, email: 1 });
+    expect(hec.events).toHaveLength(1);
+    const letters = await blobNames(deadLetterContainer);
+    expect(letters.map((name) => name.split('/')[0])).toEqual(['email', 'teams']);
+    const teamsLetter = JSON.parse(
+      (await deadLetterContainer.containerClient.getBlobClient(letters.find((name) => name.startsWith('teams/')) ?? '').downloadToBuffer()).toString(),
+    ) as { error: { reason: string; retryable: boolean }; attempts: number; payload: { content: string }[]; record: unknown; metadata: unknown };
+    expect(teamsLetter.error).toMatchObject({ reason: 'http-400', retryable: false });
+    expect(teamsLetter.attempts).toBe(1);
+    expect(teamsLetter.record).toEqual(highAlert('f-1'));
+    expect(teamsLetter.metadata).toMatchObject({ partitionId: '4', sequenceNumber: 7 });
+    expect(teamsLetter.payload[0]?.content).toContain('AdaptiveCard');
+    expect(JSON.stringify(teamsLetter)).not.toContain(teams.signature);
+    // The failed notification's claim was released: once Teams is fixed, a re-drive or re-run notifies.
+    const again = await instance()([JSON.stringify(highAlert('f-1'))], context('4', 7, 1));
+    expect(again.delivered).toMatchObject({ teams: 1, email: 1 });
+    expect(teams.messages).toHaveLength(1);
+  });
+
+  it('when the dead-letter store is unreachable the handler throws, and a re-run neither repeats nor loses a notification', async () => {
+    const sinks = createSinks(RULES, {
+      env: { HEC_URL: hec.url, HEC_TOKEN: TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
+      http,
+    });
+    openSinks.push(sinks);
+    const ledger = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
+    const broken = createEventHubHandler({
+      rules: RULES,
+      ledger,
+      quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
+      delivery: createDelivery({
+        sinks,
+        ledger,
+        deadLetters: createBlobDeadLetterStore({
+          connectionString:
+            'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;',
+          retryOptions: { maxTries: 1, tryTimeoutInMs: 2000 },
+        }),
+        policy: FAST,
+      }),
+    });
+    // Teams fails for good (needs a dead letter, whose store is down); email is delivered.
+    teams.script(answer(400, 'bad card'));
+    await expect(broken([JSON.stringify(highAlert('d-1'))], context('5', 1, 1))).rejects.toThrow(/dead-letter store/);
+    const mailsAfterFirst = smtp.messages.length;
+    // The host re-runs the batch (storage is back): Teams is notified now, the email is not sent twice.
+    const rerun = await instance()([JSON.stringify(highAlert('d-1'))], context('5', 1, 1));
+    expect(rerun.delivered).toMatchObject({ teams: 1 });
+    expect(rerun.duplicates).toMatchObject({ email: 1 });
+    expect(smtp.messages.length).toBe(mailsAfterFirst);
+    expect(teams.messages).toHaveLength(1);
+  });
+});
