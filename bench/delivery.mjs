@@ -11,6 +11,8 @@ import { createHttpClient, closeHttpClient } from '../dist/src/sinks/http.js';
 import { createSinks, closeSinks } from '../dist/src/sinks/registry.js';
 import { deliverWithRetry } from '../dist/src/delivery/retry.js';
 import { Limiter } from '../dist/src/delivery/limiter.js';
+import { encodeEmail } from '../dist/src/sinks/email/encode.js';
+import { readEmailConfig } from '../dist/src/sinks/email/config.js';
 
 const RECORDS = Number(process.env.BENCH_RECORDS ?? 10_000);
 const template = JSON.parse(readFileSync(new URL('../samples/02-alert-k8s-node-crypto-miner.json', import.meta.url), 'utf8'));
@@ -79,11 +81,16 @@ const teamsMs = cpuMsOf(() => {
 const emailMs = cpuMsOf(() => {
   for (let i = 0; i < SAMPLE; i++) emailSink.render([items[i]]);
 });
+const emailConfig = readEmailConfig(rules.destinations.get('email'), { env: { SMTP_URL: 'smtp://127.0.0.1:9' }, http });
+const emailContentMs = cpuMsOf(() => {
+  for (let i = 0; i < SAMPLE; i++) encodeEmail(findings[i], emailConfig);
+});
 const us = (ms) => ((ms * 1000) / SAMPLE).toFixed(1);
 console.log(`render, per record (${SAMPLE} alert records, ${(JSON.stringify(template).length / 1024).toFixed(1)} KB each):`);
 console.log(`  baseline JSON.stringify:   ${us(baseMs)} µs`);
 console.log(`  Teams card (+ validation): ${us(teamsMs)} µs  (${(teamsMs / baseMs).toFixed(1)}x the baseline)`);
-console.log(`  email (.eml, MIME):        ${us(emailMs)} µs  (${(emailMs / baseMs).toFixed(1)}x the baseline)`);
+console.log(`  email content (text+HTML): ${us(emailContentMs)} µs  (${(emailContentMs / baseMs).toFixed(1)}x the baseline)`);
+console.log(`  email, full MIME message: ${us(emailMs)} µs  (${(emailMs / baseMs).toFixed(1)}x the baseline)`);
 
 async function toHec(name) {
   requests = 0;
@@ -108,7 +115,12 @@ const peakRssMb = (resourceUsage().maxRSS * 1024) / 1e6;
 console.log(`peak RSS: ${peakRssMb.toFixed(0)} MB`);
 console.log(
   JSON.stringify({
-    renderUsPerRecord: { baseline: (baseMs * 1000) / SAMPLE, teams: (teamsMs * 1000) / SAMPLE, email: (emailMs * 1000) / SAMPLE },
+    renderUsPerRecord: {
+      baseline: (baseMs * 1000) / SAMPLE,
+      teams: (teamsMs * 1000) / SAMPLE,
+      emailContent: (emailContentMs * 1000) / SAMPLE,
+      emailMime: (emailMs * 1000) / SAMPLE,
+    },
     hec: { gzipOn, gzipOff },
     peakRssMb,
   }),

@@ -6,6 +6,7 @@ import { createServer } from 'node:net';
 import type { AxiosInstance } from 'axios';
 import { simpleParser, type AddressObject } from 'mailparser';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { Secret } from '../../src/config/secret.js';
 import type { Finding } from '../../src/model/finding.js';
 import type { Destination } from '../../src/routing/types.js';
 import { closeHttpClient, createHttpClient } from '../../src/sinks/http.js';
@@ -201,7 +202,9 @@ describe('failure classes', () => {
   for (const { name, stage, answer, reason, retryable, configuration } of cases) {
     it(`${name}: ${retryable ? 'retryable' : 'permanent'}${configuration ? ', configuration' : ''}`, async () => {
       const smtp = await server();
-      const target = sink(`smtp://127.0.0.1:${smtp.port}`);
+      // Credentials in the URL (this relay offers no AUTH, so they are not used): they must not leak into messages.
+      const url = `smtp://${encodeURIComponent(USER)}:${encodeURIComponent(PASSWORD)}@127.0.0.1:${smtp.port}`;
+      const target = sink(url);
       // Every recipient gets the scripted answer at RCPT TO, else nothing would be refused.
       smtp.failNext(stage, answer, stage === 'rcpt' ? 3 : 1);
       const error = await failure(target);
@@ -210,6 +213,7 @@ describe('failure classes', () => {
       expect(error.configuration).toBe(configuration);
       expect(error.message).toContain(`email "oncall-email"`);
       expect(error.message).toContain(String(answer.code));
+      expectNoSecrets(error, url);
       expect(smtp.messages).toHaveLength(0);
       if (reason === 'smtp-quota') expect(error.retryAfterMs).toBe(SMTP_QUOTA_RETRY_AFTER_MS);
       else expect(error.retryAfterMs).toBeUndefined();
@@ -462,8 +466,7 @@ describe('classifySmtpFailure (the table)', () => {
     }
   });
 
-  it('removes secrets the relay or the library quoted', async () => {
-    const { Secret } = await import('../../src/config/secret.js');
+  it('removes secrets the relay or the library quoted', () => {
     const error = classifySmtpFailure(smtpError({ code: 'EAUTH', responseCode: 535, response: `535 bad password ${PASSWORD} for smtp://u:${PASSWORD}@h` }), 'x', [new Secret(PASSWORD, '${PW}')]);
     expect(error.message).not.toContain(PASSWORD);
     expect(error.message).toContain('<redacted>');

@@ -243,12 +243,11 @@ function textPart(view: View): string {
 
 function htmlPart(view: View, subject: string): string {
   const colour = SEVERITY_COLOURS[view.severity];
-  const cell = 'padding:4px 12px 4px 0;vertical-align:top;border-bottom:1px solid #edebe9';
   const rows = view.rows
     .map(
       (row) =>
-        `<tr><th scope="row" style="${cell};text-align:left;font-weight:600;white-space:nowrap;color:#605e5c">${escapeHtml(row.label)}</th>` +
-        `<td style="${cell};word-break:break-all">${escapeHtml(row.value)}</td></tr>`,
+        `<tr><th scope="row" style="padding:3px 12px 3px 0;text-align:left;vertical-align:top;white-space:nowrap;color:#605e5c">${escapeHtml(row.label)}</th>` +
+        `<td style="padding:3px 0;word-break:break-all">${escapeHtml(row.value)}</td></tr>`,
     )
     .join('\n');
   const parts = [
