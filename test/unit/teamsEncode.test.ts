@@ -3,13 +3,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Finding, Severity } from '../../src/model/finding.js';
 import { inspectEnvelope } from '../../src/pipeline/run.js';
+import { previewFileName, previewFileNames } from '../../src/sinks/files.js';
 import {
   ADAPTIVE_CARD_CONTENT_TYPE,
   encodeMessageCard,
   encodeTeamsMessage,
   escapeMarkdown,
-  previewFileName,
-  previewFileNames,
   TEAMS_MAX_MESSAGE_BYTES,
   TRUNCATION_NOTICE,
   validateTeamsCard,

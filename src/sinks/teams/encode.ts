@@ -9,7 +9,6 @@
  * - The message JSON stays within `TEAMS_MAX_MESSAGE_BYTES`: texts and lists are cut, more at each level,
  *   until it fits, and the card says it was cut.
  */
-import { createHash } from 'node:crypto';
 import type { Finding, Kind, Severity } from '../../model/finding.js';
 import { parseUtc } from '../../model/time.js';
 import type { TeamsFormat } from './config.js';
@@ -198,34 +197,6 @@ export function encodeTeamsMessage(finding: Finding, options: TeamsEncodeOptions
 /** The legacy connector MessageCard for one finding, with the same content, escaping and budget. */
 export function encodeMessageCard(finding: Finding, options: TeamsEncodeOptions = {}): MessageCard {
   return fitWithin(options.maxBytes ?? TEAMS_MAX_MESSAGE_BYTES, (limits) => buildMessageCard(describe(finding, limits)));
-}
-
-/**
- * A file name for a record's preview, safe on any file system: the readable tail of its id (an ARM id ends
- * with what is specific: the alert GUID, the CVE) plus a hash of the whole id, so distinct ids never share one.
- */
-export function previewFileName(id: string): string {
-  const tail = id
-    .replace(/[^A-Za-z0-9._-]+/g, '_')
-    .slice(-80)
-    .replace(/^[._-]+|[._-]+$/g, '');
-  const hash = createHash('sha256').update(id).digest('hex').slice(0, 12);
-  return `${tail || 'record'}-${hash}`;
-}
-
-/**
- * `<destination>/<previewFileName(id)>.<extension>` for each item; the same record twice in one call gets
- * `-2`, `-3`... so no preview overwrites another.
- */
-export function previewFileNames(destination: string, items: readonly { readonly finding: Pick<Finding, 'id'> }[], extension: string): string[] {
-  const used = new Set<string>();
-  return items.map((item) => {
-    const base = `${destination}/${previewFileName(item.finding.id)}`;
-    let name = base;
-    for (let n = 2; used.has(name); n += 1) name = `${base}-${n}`;
-    used.add(name);
-    return `${name}.${extension}`;
-  });
 }
 
 // ---------------------------------------------------------------------------------------------------------

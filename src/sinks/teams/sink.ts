@@ -21,7 +21,8 @@ import { classifyHttpFailure, classifyHttpResponse, shortBody } from '../http.js
 import type { SinkContext } from '../settings.js';
 import { DeliveryError, type AttemptResult, type DeliveryItem, type PreviewFile, type Sink } from '../sink.js';
 import { readTeamsConfig, type TeamsFormat } from './config.js';
-import { encodeTeamsPayload, previewFileNames, validateTeamsCard } from './encode.js';
+import { encodeTeamsPayload, validateTeamsCard } from './encode.js';
+import { abortError, previewFileNames } from '../files.js';
 
 /** Creates the sink; throws SinkConfigError when the destination cannot be used as configured. */
 export function createTeamsSink(destination: Destination, context: SinkContext): Sink {
@@ -120,15 +121,4 @@ function buildBody(item: DeliveryItem, format: TeamsFormat, what: string, secret
   }
 }
 
-/**
- * What `send` rejects with when the signal aborts (a sink never turns an abort into a result): the signal's
- * own reason when it is an Error, else an `AbortError`.
- */
-export function abortError(signal: AbortSignal, what: string): Error {
-  const reason: unknown = signal.reason;
-  if (reason instanceof Error) return reason;
-  const error = new Error(`${what}: aborted`, { cause: reason });
-  error.name = 'AbortError';
-  return error;
-}
 

@@ -9,8 +9,7 @@ import type { Destination } from '../../routing/types.js';
 import { classifyHttpFailure, classifyHttpResponse } from '../http.js';
 import type { SinkContext } from '../settings.js';
 import type { AttemptResult, DeliveryItem, PreviewFile, Sink } from '../sink.js';
-import { previewFileNames } from '../teams/encode.js';
-import { abortError } from '../teams/sink.js';
+import { abortError, previewFileNames } from '../files.js';
 import { readWebhookConfig } from './config.js';
 import { encodeWebhookBody } from './encode.js';
 
