@@ -36,6 +36,7 @@ export const forwardDefenderExport = createEventHubHandler({
   ledger,
   quarantine: createBlobQuarantineStore({ connectionString, containerName: settings.quarantineContainer }),
   delivery: createDelivery({
+    rules,
     sinks,
     ledger,
     deadLetters: createBlobDeadLetterStore({ connectionString, containerName: settings.deadLetterContainer }),

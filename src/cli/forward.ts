@@ -40,6 +40,7 @@ const LISTED = 10;
 export async function forwardCommand(options: ForwardOptions, io: CliIo): Promise<ExitCode> {
   const delivery = options.delivery
     ? createDelivery({
+        rules: options.rules,
         sinks: options.delivery.sinks,
         ledger: options.delivery.ledger,
         deadLetters: options.delivery.deadLetters,

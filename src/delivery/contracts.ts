@@ -17,7 +17,16 @@ import type { PreviewFile } from '../sinks/sink.js';
  * - `release` when delivery failed for good (the record is dead-lettered): the entry is removed, so that a
  *   re-drive or a re-run may notify.
  */
+/** Why a claim was or was not granted. */
+export type ClaimOutcome = 'claimed' | 'sent' | 'held';
+
 export interface DeliveryLedger extends NotificationLedger {
+  /**
+   * `claim`, saying why not: `sent` (a duplicate: never notify again) or `held` (another run's claim within
+   * its lease: it may be sending now, or it may have crashed; the record is dead-lettered as
+   * `claim-pending` so that a re-drive notifies once the claim is settled or expired, never lost).
+   */
+  claimOutcome(key: string): Promise<ClaimOutcome>;
   confirm(key: string): Promise<void>;
   release(key: string): Promise<void>;
 }

@@ -7,6 +7,8 @@
  * notification.
  */
 import { dedupeKey } from '../routing/dedupe.js';
+import type { RoutingRules } from '../routing/types.js';
+import { DeliveryError } from '../sinks/sink.js';
 import type { RecordResult, RecordReport } from '../pipeline/run.js';
 import type { DeliveryItem, Sink } from '../sinks/sink.js';
 import { previewToPayload, type DeadLetter, type DeadLetterSink, type DeliveryLedger } from './contracts.js';
@@ -22,6 +24,8 @@ export const CONCURRENCY_BY_TYPE: Readonly<Record<Sink['type'], number>> = Objec
 });
 
 export interface DeliveryOptions {
+  /** The rules: which destinations are deduplicated (their ledger claims are confirmed or released here). */
+  readonly rules: RoutingRules;
   readonly sinks: ReadonlyMap<string, Sink>;
   readonly ledger: DeliveryLedger;
   readonly deadLetters: DeadLetterSink;
@@ -88,7 +92,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           const entry = entries[i];
           const outcome = itemOutcomes[i];
           if (!entry || !outcome) continue;
-          const key = sink.notify ? dedupeKey(name, entry.item.finding) : undefined;
+          const key = options.rules.destinations.get(name)?.dedupe ? dedupeKey(name, entry.item.finding) : undefined;
           if (outcome.delivered) {
             add(delivered, entry.result, name);
             if (key) confirms.push(key);
@@ -106,6 +110,30 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           }
         }
       }
+      // Destinations whose claim another run holds: kept as dead letters (not sent, not released: the claim
+      // is not ours), so a re-drive notifies once that claim is settled or has expired.
+      for (let index = 0; index < results.length && storeFailure === undefined; index++) {
+        const result = results[index];
+        if (!result?.held || !result.finding) continue;
+        for (const name of result.held) {
+          const sink = options.sinks.get(name);
+          if (!sink) continue;
+          add(deadLettered, index, name);
+          const at = clock().toISOString();
+          const item: DeliveryItem = { input: result.report.input, finding: result.finding, ...(result.metadata ? { metadata: result.metadata } : {}) };
+          const error = new DeliveryError(`${name}: another run holds this notification's claim (it may be sending it now, or may have stopped); kept for re-drive`, {
+            reason: 'claim-pending',
+            retryable: true,
+          });
+          const letter = deadLetterOf(sink, { item, delivered: false, attempts: 0, error, firstAttemptAt: at, lastAttemptAt: at }, dedupeKey(name, result.finding), clock());
+          try {
+            await options.deadLetters.put(letter);
+            options.onDeadLetter?.(letter);
+          } catch (storeError) {
+            storeFailure = storeError;
+          }
+        }
+      }
       const ledgerWrites = [...confirms.map((key) => options.ledger.confirm(key)), ...releases.map((key) => options.ledger.release(key))];
       const settled = await Promise.allSettled(ledgerWrites);
       if (storeFailure !== undefined) throw storeFailure;
@@ -118,7 +146,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         const report: RecordReport = {
           ...result.report,
           destinations: result.report.destinations.filter((name) => !failed.has(name)),
-          deadLettered: result.report.destinations.filter((name) => failed.has(name)),
+          deadLettered: [...failed],
         };
         return { ...result, report };
       });

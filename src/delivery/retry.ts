@@ -54,6 +54,9 @@ export function backoffMs(retry: number, policy: RetryPolicy, random: () => numb
   return Math.floor(random() * ceiling);
 }
 
+/** Retryable failures that nevertheless end this run's attempts (re-drive takes over). */
+const ENDS_THIS_RUN = new Set(['cancelled', 'budget-exhausted']);
+
 interface Pending {
   readonly index: number;
   readonly item: DeliveryItem;
@@ -78,14 +81,15 @@ export async function deliverWithRetry(
   const outcomes = new Array<ItemOutcome | undefined>(items.length);
   let pending: Pending[] = items.map((item, index) => ({ index, item, attempts: 0 }));
 
+  const deadlineMs = startedMs + policy.maxTotalMs;
   for (let round = 1; pending.length > 0; round++) {
-    const results = await attemptAll(sink, pending, limiter, dependencies.signal, now);
+    const results = await attemptAll(sink, pending, limiter, dependencies.signal, now, deadlineMs);
     const retry: Pending[] = [];
     let retryAfterMs = 0;
     for (const { entry, error } of results) {
       if (error === undefined) {
         outcomes[entry.index] = finish(entry, true);
-      } else if (!error.retryable || error.reason === 'cancelled') {
+      } else if (!error.retryable || ENDS_THIS_RUN.has(error.reason)) {
         entry.error = error;
         outcomes[entry.index] = finish(entry, false);
       } else {
@@ -126,6 +130,7 @@ async function attemptAll(
   limiter: Limiter,
   signal: AbortSignal | undefined,
   now: () => number,
+  deadlineMs: number,
 ): Promise<{ entry: Pending; error: DeliveryError | undefined }[]> {
   const chunks: Pending[][] = [];
   for (let i = 0; i < pending.length; i += Math.max(1, sink.maxBatchItems)) chunks.push(pending.slice(i, i + Math.max(1, sink.maxBatchItems)));
@@ -139,10 +144,16 @@ async function attemptAll(
           entry.lastAttemptAt = at;
         }
         if (signal?.aborted) return chunk.map((entry) => ({ entry, error: cancelled(sink) }));
+        // The budget bounds the attempts too, not only the waits: a chunk that would start past it is not
+        // sent, and one in flight is cut at the deadline (the sink's request is aborted).
+        const remainingMs = deadlineMs - now();
+        if (remainingMs <= 0) return chunk.map((entry) => ({ entry, error: overBudget(sink) }));
+        const budget = AbortSignal.timeout(remainingMs);
+        const attemptSignal = signal ? AbortSignal.any([signal, budget]) : budget;
         try {
           const results = await sink.send(
             chunk.map((entry) => entry.item),
-            signal ?? new AbortController().signal,
+            attemptSignal,
           );
           return chunk.map((entry, i) => {
             const result = results[i];
@@ -156,7 +167,9 @@ async function attemptAll(
           const failure =
             signal?.aborted === true
               ? cancelled(sink)
-              : error instanceof DeliveryError
+              : budget.aborted
+                ? overBudget(sink)
+                : error instanceof DeliveryError
                 ? error
                 : new DeliveryError(`${sink.name}: ${error instanceof Error ? error.message : String(error)}`, { reason: 'sink-error', retryable: true, cause: error });
           return chunk.map((entry) => ({ entry, error: failure }));
@@ -165,6 +178,11 @@ async function attemptAll(
     ),
   );
   return perChunk.flat();
+}
+
+function overBudget(sink: Sink): DeliveryError {
+  // Final for this run; retryable, so a re-drive sends it later.
+  return new DeliveryError(`${sink.name}: the delivery time budget ran out before this record was delivered`, { reason: 'budget-exhausted', retryable: true });
 }
 
 function cancelled(sink: Sink): DeliveryError {

@@ -7,6 +7,7 @@ import type { Finding, Kind, Severity } from '../model/finding.js';
 import { dedupeKey } from '../routing/dedupe.js';
 import { routeFinding } from '../routing/route.js';
 import type { NotificationLedger, RouteDecision, RoutingRules } from '../routing/types.js';
+import type { ClaimOutcome, DeliveryLedger } from '../delivery/contracts.js';
 import { classifyRecord, type AlertShape } from './classify.js';
 import { decodeBody, DEFAULT_DECODE_LIMITS, type Decoded, type DecodedRecord, type DecodeLimits, type Envelope, type EventMetadata } from './decode.js';
 import { normaliseRecord } from './normalise.js';
@@ -58,6 +59,11 @@ export interface RecordResult {
   readonly decision?: RouteDecision;
   readonly quarantine?: QuarantineEntry;
   readonly metadata?: EventMetadata;
+  /**
+   * Notification destinations whose claim another run holds (it may be sending now, or may have crashed):
+   * delivery keeps the record for them as a `claim-pending` dead letter, so a re-drive notifies if needed.
+   */
+  readonly held?: readonly string[];
 }
 
 /**
@@ -188,10 +194,17 @@ export function createPipeline(options: PipelineOptions): Pipeline {
     if (quarantine) {
       for (const record of routed) if (!record.ok) await quarantine.put(record.entry);
     }
-    // 3. Dedupe and outcomes.
+    // 3. Dedupe (claims in the ledger) and outcomes. Should the ledger fail part-way, the claims made so far
+    //    are released before the batch fails, so its re-run finds them free, not "held".
     const results: RecordResult[] = [];
-    for (const record of routed) {
-      results.push(record.ok ? await decide(rules, ledger, record, record.decision) : quarantinedResult(record.entry));
+    const claimed: string[] = [];
+    try {
+      for (const record of routed) {
+        results.push(record.ok ? await decide(rules, ledger, record, record.decision, claimed) : quarantinedResult(record.entry));
+      }
+    } catch (error) {
+      if (isDeliveryLedger(ledger)) await Promise.allSettled(claimed.map((key) => ledger.release(key)));
+      throw error;
     }
     // 4. Delivery: every (record, destination) delivered or dead-lettered before this resolves.
     return delivery ? delivery.deliver(results) : results;
@@ -224,18 +237,45 @@ function routeRecord(rules: RoutingRules, record: InspectedRecord, now: Date): R
   }
 }
 
-async function decide(rules: RoutingRules, ledger: NotificationLedger, record: AcceptedRecord, decision: RouteDecision): Promise<RecordResult> {
+/** The ledger's answer for a key: a plain NotificationLedger knows only claimed or not (a duplicate). */
+async function claimOutcome(ledger: NotificationLedger, key: string): Promise<ClaimOutcome> {
+  if (isDeliveryLedger(ledger)) return ledger.claimOutcome(key);
+  return (await ledger.claim(key)) ? 'claimed' : 'sent';
+}
+
+function isDeliveryLedger(ledger: NotificationLedger): ledger is DeliveryLedger {
+  return typeof (ledger as Partial<DeliveryLedger>).claimOutcome === 'function';
+}
+
+async function decide(
+  rules: RoutingRules,
+  ledger: NotificationLedger,
+  record: AcceptedRecord,
+  decision: RouteDecision,
+  claimed: string[],
+): Promise<RecordResult> {
   const { finding } = record;
   const mutedNames = new Set(decision.muted.map((muted) => muted.destination));
   const destinations: string[] = [];
   const duplicates: string[] = [];
+  const held: string[] = [];
   for (const name of decision.destinations) {
     if (mutedNames.has(name)) continue;
     const destination = rules.destinations.get(name);
-    if (destination?.dedupe && !(await ledger.claim(dedupeKey(name, finding)))) {
+    if (!destination?.dedupe) {
+      destinations.push(name);
+      continue;
+    }
+    const key = dedupeKey(name, finding);
+    // The same record twice in one batch: the first copy's claim stands for both.
+    const outcome = claimed.includes(key) ? 'sent' : await claimOutcome(ledger, key);
+    if (outcome === 'claimed') {
+      claimed.push(key);
+      destinations.push(name);
+    } else if (outcome === 'sent') {
       duplicates.push(name);
     } else {
-      destinations.push(name);
+      held.push(name);
     }
   }
   const muted = decision.destinations.filter((name) => mutedNames.has(name));
@@ -255,7 +295,7 @@ async function decide(rules: RoutingRules, ledger: NotificationLedger, record: A
     deadLettered: [],
     reason: null,
   };
-  return { report, finding, decision, ...(record.metadata ? { metadata: record.metadata } : {}) };
+  return { report, finding, decision, ...(record.metadata ? { metadata: record.metadata } : {}), ...(held.length > 0 ? { held } : {}) };
 }
 
 function quarantinedResult(entry: QuarantineEntry): RecordResult {

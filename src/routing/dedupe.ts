@@ -3,7 +3,7 @@
  * status): the same alert re-exported with the same status is a duplicate; with a new status it is news.
  */
 import type { Finding } from './types.js';
-import type { DeliveryLedger } from '../delivery/contracts.js';
+import type { ClaimOutcome, DeliveryLedger } from '../delivery/contracts.js';
 
 /**
  * The ledger key for notifying `destination` of `finding`: a JSON array, so no id (ARM ids hold `/`, alert ids
@@ -41,6 +41,11 @@ export class MemoryLedger implements DeliveryLedger {
       if (oldest !== undefined) this.claimed.delete(oldest);
     }
     return Promise.resolve(true);
+  }
+
+  /** In memory a claim is granted or it was sent: nothing is ever held by another run. */
+  async claimOutcome(key: string): Promise<ClaimOutcome> {
+    return (await this.claim(key)) ? 'claimed' : 'sent';
   }
 
   /** Delivered: the claim stays (it already does in memory). */

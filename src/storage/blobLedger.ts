@@ -18,7 +18,7 @@
  * container (never the connection string or key): the caller must not acknowledge the batch.
  */
 import type { StorageRetryOptions } from '@azure/storage-blob';
-import type { DeliveryLedger } from '../delivery/contracts.js';
+import type { ClaimOutcome, DeliveryLedger } from '../delivery/contracts.js';
 import { connectContainer, LazyContainer, type BlobConnection, type CreatableContainerLike } from './blobContainer.js';
 import {
   encodeLedgerDocument,
@@ -109,22 +109,32 @@ export class BlobLedger implements DeliveryLedger {
    * the race. Rejects with a {@link StoreError} when the store fails.
    */
   async claim(key: string): Promise<boolean> {
+    return (await this.claimOutcome(key)) === 'claimed';
+  }
+
+  /**
+   * `claim`, saying why not: `sent` (a duplicate) or `held` (another run's claim within its lease: it may
+   * be sending now, or may have crashed).
+   */
+  async claimOutcome(key: string): Promise<ClaimOutcome> {
     const name = ledgerBlobName(key);
     await this.#lazy.ensure(name);
     const blob = this.#container.getBlockBlobClient(name);
     for (let round = 0; round < MAX_CLAIM_ROUNDS; round += 1) {
       const created = await this.#write(blob, newClaim(key, this.#now()), { ifNoneMatch: '*' }, name, 'claim');
-      if (created !== undefined) return true;
+      if (created !== undefined) return 'claimed';
 
       const existing = await this.#read(blob, key, name, 'claim');
       if (existing === undefined) continue; // released in between: try the create again
       const verdict = judgeEntry(existing.document, existing.lastModified, this.#now(), this.#leaseMs);
-      if (verdict !== 'stale') return false;
+      if (verdict === 'sent') return 'sent';
+      // Held, even when this object made the claim: it may be in flight in another batch of this process.
+      if (verdict === 'held') return 'held';
 
       // A crashed run's claim: take it over only if it is still exactly what we read.
       const takenOver = await this.#write(blob, newClaim(key, this.#now()), { ifMatch: existing.etag }, name, 'claim');
       // A 412: another instance took it over, or its owner settled it after all. Either way, not ours.
-      return takenOver !== undefined;
+      return takenOver !== undefined ? 'claimed' : 'held';
     }
     throw new StoreError(
       `ledger store kept changing: container "${this.#container.containerName}": cannot claim "${name}": ` +

@@ -17,7 +17,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import type { DeliveryLedger } from '../delivery/contracts.js';
+import type { ClaimOutcome, DeliveryLedger } from '../delivery/contracts.js';
 import {
   encodeLedgerDocument,
   judgeEntry,
@@ -77,6 +77,11 @@ export class FolderLedger implements DeliveryLedger {
    * when the folder cannot be used.
    */
   async claim(key: string): Promise<boolean> {
+    return (await this.claimOutcome(key)) === 'claimed';
+  }
+
+  /** `claim`, saying why not (see `BlobLedger.claimOutcome`). */
+  async claimOutcome(key: string): Promise<ClaimOutcome> {
     const target = this.pathFor(key);
     const name = this.#nameOf(target);
     try {
@@ -88,17 +93,19 @@ export class FolderLedger implements DeliveryLedger {
       const claim = encodeLedgerDocument(newClaim(key, this.#now()));
       if (await this.#createExclusive(target, claim, name)) {
         this.#own.remember(key, claim);
-        return true;
+        return 'claimed';
       }
       const existing = await this.#read(target, key, name, 'claim');
       if (existing === undefined) continue; // released in between: try the create again
-      if (judgeEntry(existing.document, existing.modifiedAt, this.#now(), this.#leaseMs) !== 'stale') return false;
+      const verdict = judgeEntry(existing.document, existing.modifiedAt, this.#now(), this.#leaseMs);
+      if (verdict === 'sent') return 'sent';
+      if (verdict === 'held') return 'held';
 
       // A crashed run's claim: take it over only if it is still exactly what we read.
       const takeover = encodeLedgerDocument(newClaim(key, this.#now()));
       const won = await this.#replaceIfUnchanged(target, key, existing.text, takeover, name, 'claim', true);
       if (won) this.#own.remember(key, takeover);
-      return won;
+      return won ? 'claimed' : 'held';
     }
     throw new StoreError(
       `ledger store kept changing: folder "${this.folder}": cannot claim "${name}": ` +

@@ -110,6 +110,7 @@ function instance(): ReturnType<typeof createEventHubHandler> {
     ledger,
     quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
     delivery: createDelivery({
+      rules: RULES,
       sinks,
       ledger,
       deadLetters: createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }),
@@ -125,8 +126,32 @@ async function blobNames(container: TestContainer): Promise<string[]> {
 }
 
 describe('delivery through the Event Hub handler', () => {
+  it('a run that died between claim and delivery does not lose the notification: the re-run keeps it as claim-pending', async () => {
+    // The crashed run: its claim is in the ledger, its delivery never happened.
+    const { dedupeKey } = await import('../../src/routing/dedupe.js');
+    const [inspected] = (await import('../../src/pipeline/run.js')).inspectEnvelope({ input: 'x', body: JSON.stringify(highAlert('c-1')) });
+    if (!inspected?.ok) throw new Error('fixture rejected');
+    const crashed = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
+    expect(await crashed.claim(dedupeKey('teams', inspected.finding))).toBe(true);
+    const summary = await instance()([JSON.stringify(highAlert('c-1'))], context('6', 1, 1));
+    expect(teams.messages).toHaveLength(0);
+    expect(summary.deadLettered).toEqual({ teams: 1 });
+    expect(summary.delivered).toMatchObject({ splunk: 1, email: 1 });
+    const letters = await blobNames(deadLetterContainer);
+    expect(letters).toHaveLength(1);
+    const letter = JSON.parse((await deadLetterContainer.containerClient.getBlobClient(letters[0] ?? '').downloadToBuffer()).toString()) as {
+      error: { reason: string; retryable: boolean };
+      dedupeKey: string;
+      record: unknown;
+    };
+    expect(letter.error).toMatchObject({ reason: 'claim-pending', retryable: true });
+    expect(letter.dedupeKey).toBe(dedupeKey('teams', inspected.finding));
+    expect(letter.record).toEqual(highAlert('c-1'));
+  });
+
   it('delivers a mixed batch: Splunk gets every valid record, Teams and email each High alert once', async () => {
     const batch = [JSON.stringify(highAlert('a-1')), recommendation, '{not json', JSON.stringify(highAlert('a-2')), JSON.stringify(highAlert('a-1'))];
+    const requestsBefore = hec.eventRequests().length;
     const summary = await instance()(batch, context('0', 100, batch.length));
     expect(summary.outcomes).toEqual({ routed: 4, unrouted: 0, muted: 0, quarantined: 1 });
     expect(summary.delivered).toEqual({ splunk: 4, teams: 2, email: 2 });
@@ -134,7 +159,7 @@ describe('delivery through the Event Hub handler', () => {
     expect(summary.deadLettered).toEqual({});
     expect(hec.events).toHaveLength(4);
     // One HEC request for the batch, not one per record; the event is the original record.
-    expect(hec.eventRequests()).toHaveLength(1);
+    expect(hec.eventRequests().length - requestsBefore).toBe(1);
     expect(hec.events[0]?.['event']).toEqual(highAlert('a-1'));
     expect(teams.messages).toHaveLength(2);
     expect(smtp.messages.filter((m) => /High alert a-[12]/.test(m.parsed.subject ?? ''))).toHaveLength(2);
@@ -158,9 +183,16 @@ describe('delivery through the Event Hub handler', () => {
     const mailsBefore = smtp.messages.length;
     const [one, two] = await Promise.all([instance()(batch, context('2', 300, 6)), instance()(batch, context('2', 300, 6))]);
     expect((one.delivered['teams'] ?? 0) + (two.delivered['teams'] ?? 0)).toBe(6);
-    expect((one.duplicates['teams'] ?? 0) + (two.duplicates['teams'] ?? 0)).toBe(6);
+    // The other instance saw each claim either settled (a duplicate) or still held (kept as a
+    // `claim-pending` dead letter for re-drive, which finds it sent): never a second message.
+    const notSent = (summary: typeof one): number => (summary.duplicates['teams'] ?? 0) + (summary.deadLettered['teams'] ?? 0);
+    expect(notSent(one) + notSent(two)).toBe(6);
     expect(teams.messages).toHaveLength(6);
     expect(smtp.messages.length - mailsBefore).toBe(6);
+    for (const name of await blobNames(deadLetterContainer)) {
+      const letter = JSON.parse((await deadLetterContainer.containerClient.getBlobClient(name).downloadToBuffer()).toString()) as { error: { reason: string } };
+      expect(letter.error.reason).toBe('claim-pending');
+    }
   });
 
   it('a new status is news: the same alert Resolved notifies again', async () => {
@@ -207,6 +239,7 @@ describe('delivery through the Event Hub handler', () => {
       ledger,
       quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
       delivery: createDelivery({
+        rules: RULES,
         sinks,
         ledger,
         deadLetters: createBlobDeadLetterStore({

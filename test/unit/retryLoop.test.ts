@@ -179,3 +179,35 @@ describe('Limiter', () => {
     expect(() => new Limiter(0)).toThrow(RangeError);
   });
 });
+
+describe('deliverWithRetry: the time budget bounds the attempts, not only the waits', () => {
+  it('stops sending once the budget is spent and cuts an attempt in flight at the deadline', async () => {
+    const policy: RetryPolicy = { ...DEFAULT_RETRY_POLICY, maxTotalMs: 300 };
+    // Each send takes 120 ms unless aborted; one item per chunk, one at a time.
+    const sink = scriptedSink(
+      (batch) =>
+        new Promise<AttemptResult[]>((resolve) => {
+          setTimeout(() => resolve(batch.map(() => ok)), 120);
+        }),
+      1,
+    );
+    const signalled: boolean[] = [];
+    const original = sink.send.bind(sink);
+    sink.send = async (batch, signal) => {
+      const result = original(batch, signal);
+      const aborted = new Promise<AttemptResult[]>((_, reject) => signal.addEventListener('abort', () => reject(new Error('aborted')), { once: true }));
+      try {
+        return await Promise.race([result, aborted]);
+      } finally {
+        signalled.push(signal.aborted);
+      }
+    };
+    const outcomes = await deliverWithRetry(sink, items(6), policy, { limiter: new Limiter(1) });
+    const delivered = outcomes.filter((o) => o.delivered).length;
+    expect(delivered).toBe(2);
+    expect(outcomes.slice(delivered).every((o) => !o.delivered && o.error?.reason === 'budget-exhausted')).toBe(true);
+    // The third attempt was in flight at the deadline and was aborted; the rest were never sent.
+    expect(sink.calls).toHaveLength(3);
+    expect(signalled).toEqual([false, false, true]);
+  });
+});
