@@ -5,6 +5,7 @@
 import { MemoryLedger } from '../routing/dedupe.js';
 import type { RoutingRules } from '../routing/types.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
+import type { Envelope } from '../pipeline/decode.js';
 import { addToSummary, createPipeline, emptySummary, type RecordResult } from '../pipeline/run.js';
 import { eachEnvelope } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
@@ -33,6 +34,10 @@ export interface ForwardOptions {
 }
 
 type MuteTally = { count: number; reason: string; until: string; destinations: Set<string> };
+
+/** A batch of bodies closes at this many bodies or characters (about what one Event Hub batch holds). */
+const BATCH_BODIES = 500;
+const BATCH_CHARS = 4 * 1024 * 1024;
 
 /** How many quarantined / unrouted records the summary names one by one. */
 const LISTED = 10;
@@ -64,9 +69,16 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
   const unrouted: { input: string; kind: string; title: string }[] = [];
   let bodies = 0;
   if (options.report === 'table') await writeOut(io.stdout, tableHeader());
-  await eachEnvelope(options.dryRun ? 'forward (dry run)' : 'forward', options.inputs, io, async (envelope) => {
-    bodies += 1;
-    const results = await pipeline.processEnvelope(envelope);
+  // Bodies are processed in batches, as the Function gets them from the hub: Splunk receives batched
+  // requests, not one per file or line, and `--preview` shows the requests a real run sends.
+  let pending: Envelope[] = [];
+  let pendingChars = 0;
+  const flush = async (): Promise<number> => {
+    if (pending.length === 0) return 0;
+    const batch = pending;
+    pending = [];
+    pendingChars = 0;
+    const results = await pipeline.processBatch(batch);
     for (const result of results) {
       addToSummary(summary, result);
       preview?.add(result);
@@ -74,7 +86,20 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
       await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(result.report)}\n` : tableRow(result));
     }
     return results.length;
-  });
+  };
+  await eachEnvelope(
+    options.dryRun ? 'forward (dry run)' : 'forward',
+    options.inputs,
+    io,
+    async (envelope) => {
+      bodies += 1;
+      pending.push(envelope);
+      pendingChars += typeof envelope.body === 'string' ? envelope.body.length : 0;
+      return pending.length >= BATCH_BODIES || pendingChars >= BATCH_CHARS ? flush() : 0;
+    },
+    options.signal,
+  );
+  await flush();
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
   io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, summary, mutes, quarantined, unrouted }));
   if (preview && options.preview) {

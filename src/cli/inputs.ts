@@ -181,6 +181,8 @@ export async function eachEnvelope(
   inputs: readonly string[],
   io: { readonly stdin: Readable; readonly stderr: Writable },
   visit: (envelope: Envelope) => Promise<number> | number,
+  /** Stops reading when aborted (Ctrl-C): what was read is finished, nothing more is started. */
+  signal?: AbortSignal,
 ): Promise<void> {
   const progress = new Progress(io.stderr, command);
   try {
@@ -189,7 +191,10 @@ export async function eachEnvelope(
       onSkip: (file, why) => io.stderr.write(`${command}: skipped ${file}: ${why}\n`),
       onFile: (file) => progress.input(file),
     });
-    for await (const envelope of envelopes) progress.add(await visit(envelope));
+    for await (const envelope of envelopes) {
+      if (signal?.aborted) break;
+      progress.add(await visit(envelope));
+    }
   } finally {
     progress.stop();
   }

@@ -97,7 +97,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
         const http = createHttpClient();
         const controller = new AbortController();
         const onSignal = (): void => {
-          io.stderr.write('forward: interrupted; what is still being delivered will be dead-lettered\n');
+          io.stderr.write('forward: interrupted: no more input is read; what is still being delivered is dead-lettered, not lost\n');
           controller.abort();
         };
         process.once('SIGINT', onSignal);
@@ -200,10 +200,15 @@ function openStores(
 ): { ledger: DeliveryLedger; deadLetters: DeadLetterSink; quarantine: QuarantineSink } {
   const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
   if (connectionString) {
+    // The Function's container settings, so that both share one ledger.
+    const container = (setting: string): { containerName?: string } => {
+      const name = env[setting]?.trim();
+      return name ? { containerName: name } : {};
+    };
     return {
-      ledger: createBlobLedger({ connectionString }),
-      deadLetters: createBlobDeadLetterStore({ connectionString }),
-      quarantine: createBlobQuarantineStore({ connectionString }),
+      ledger: createBlobLedger({ connectionString, ...container('LEDGER_CONTAINER') }),
+      deadLetters: createBlobDeadLetterStore({ connectionString, ...container('DEADLETTER_CONTAINER') }),
+      quarantine: createBlobQuarantineStore({ connectionString, ...container('QUARANTINE_CONTAINER') }),
     };
   }
   return {

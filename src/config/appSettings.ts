@@ -113,8 +113,10 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
   const ledgerContainer = container('LEDGER_CONTAINER', 'ledger');
   const budgetText = env['DELIVERY_BUDGET_SECONDS']?.trim();
   const budgetSeconds = budgetText ? Number(budgetText) : 120;
-  if (!Number.isFinite(budgetSeconds) || budgetSeconds < 5 || budgetSeconds > 3600) {
-    problems.push(`DELIVERY_BUDGET_SECONDS must be a number of seconds from 5 to 3600 (keep it well inside the function timeout)`);
+  // host.json sets functionTimeout to 10 minutes; destinations are delivered in parallel, then dead letters
+  // are written: 5 minutes at most leaves room for both.
+  if (!Number.isFinite(budgetSeconds) || budgetSeconds < 5 || budgetSeconds > 300) {
+    problems.push(`DELIVERY_BUDGET_SECONDS must be a number of seconds from 5 to 300 (the function timeout is 10 minutes)`);
   }
 
   if (problems.length > 0) throw new SettingsError(problems);

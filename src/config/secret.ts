@@ -42,8 +42,35 @@ export class Secret {
 export function redact(text: string, secrets: readonly Secret[]): string {
   let out = text;
   for (const secret of secrets) {
-    const value = secret.reveal();
-    if (value.length >= 4) out = out.split(value).join(REDACTED);
+    for (const value of secretForms(secret.reveal())) {
+      if (value.length >= 4) out = out.split(value).join(REDACTED);
+    }
   }
   return out.replace(/([?&](?:sig|sv|se|sp|sr|code|token|key|password)=)[^&\s"']+/gi, `$1${REDACTED}`);
+}
+
+/**
+ * A secret as it may appear in an error text: the value; for a URL, also its path and query (webhooks that
+ * carry their token in the path, Slack- or Discord-style, and libraries that quote only the path), and
+ * their percent-decoded forms. Longest first, so a part never leaves a piece of a longer form behind.
+ */
+function secretForms(value: string): string[] {
+  const forms = new Set<string>([value]);
+  try {
+    const url = new URL(value);
+    if (url.pathname.length >= 8) forms.add(url.pathname);
+    if (url.search.length >= 4) forms.add(url.search.slice(1));
+    if (url.pathname.length + url.search.length >= 8) forms.add(`${url.pathname}${url.search}`);
+  } catch {
+    // Not a URL: the value alone.
+  }
+  for (const form of [...forms]) {
+    try {
+      const decoded = decodeURIComponent(form);
+      if (decoded !== form) forms.add(decoded);
+    } catch {
+      // Not percent-encoded.
+    }
+  }
+  return [...forms].sort((a, b) => b.length - a.length);
 }

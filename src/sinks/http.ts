@@ -106,7 +106,8 @@ export function shortBody(data: unknown, max = 300): string {
 /** Loopback hosts may use plain http: for local testing; everything else must be https:. */
 export function isLoopbackHost(hostname: string): boolean {
   const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
-  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  // Only the name itself: `*.localhost` names can be resolved by DNS to any address.
+  if (host === 'localhost') return true;
   if (isIP(host) === 4) return host.startsWith('127.');
   if (isIP(host) === 6) return host === '::1' || host === '0:0:0:0:0:0:0:1';
   return false;

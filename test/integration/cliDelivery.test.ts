@@ -75,7 +75,8 @@ describe('forward delivers for real', () => {
     const state = path.join(scratch, 'state-dead');
     const rules = path.join(scratch, 'teams-only.yaml');
     writeFileSync(rules, ['destinations:', '  t: {type: teams, url: "${ONCALL_TEAMS_URL}"}', 'routes:', '  - name: all-alerts', '    match: {kind: alert}', '    to: [t]', ''].join('\n'));
-    teams.script(answer(400, 'bad'), answer(400, 'bad'), answer(400, 'bad'), answer(400, 'bad'), answer(400, 'bad'));
+    const quoting = answer(400, `bad card posted to ${teams.url}`);
+    teams.script(quoting, quoting, quoting, quoting, quoting);
     const run = await cli(['forward', '--input', path.join(samples, '02-alert-k8s-node-crypto-miner.json'), '--rules', rules, '--state-dir', state], { env });
     expect(run.code).toBe(1);
     expect(run.lines[0]).toMatchObject({ outcome: 'routed', destinations: [], deadLettered: ['t'] });
@@ -85,6 +86,24 @@ describe('forward delivers for real', () => {
     const letter = JSON.parse(readFileSync(path.join(state, 'deadletter', letters[0] ?? ''), 'utf8')) as Record<string, unknown>;
     expect(letter).toMatchObject({ destination: 't', destinationType: 'teams', attempts: 1, error: { reason: 'http-400', retryable: false } });
     expect(JSON.stringify(letter)).not.toContain(teams.signature);
+    expect(run.stderr).not.toContain(teams.signature);
+    expect(String((letter['error'] as { message: string }).message)).toContain('<redacted>');
+  });
+});
+
+describe('forward batches like the hub does', () => {
+  it('200 records, one per line, reach Splunk in one request, not 200', async () => {
+    const record = JSON.parse(readFileSync(path.join(samples, '02-alert-k8s-node-crypto-miner.json'), 'utf8')) as Record<string, unknown>;
+    const lines = Array.from({ length: 200 }, (_, i) => JSON.stringify({ ...record, SystemAlertId: `batch-${i}` })).join('\n');
+    const input = path.join(scratch, 'many.jsonl');
+    writeFileSync(input, `${lines}\n`);
+    const rules = path.join(scratch, 'splunk-only.yaml');
+    writeFileSync(rules, ['destinations:', '  s: {type: splunk-hec, url: "${HEC_URL}", token: "${HEC_TOKEN}"}', 'routes:', '  - name: all', '    match: {}', '    to: [s]', ''].join('\n'));
+    const before = hec.eventRequests().length;
+    const run = await cli(['forward', '--input', input, '--rules', rules, '--state-dir', path.join(scratch, 'state-batch')], { env });
+    expect(run.code).toBe(0);
+    expect(run.lines).toHaveLength(200);
+    expect(hec.eventRequests().length - before).toBe(1);
   });
 });
 

@@ -204,7 +204,8 @@ describe('delivery through the Event Hub handler', () => {
 
   it('retries what may succeed (HEC busy twice) and dead-letters what cannot (Teams 400, SMTP 550), losing nothing', async () => {
     hec.script({ fail: 'busy', times: 2 });
-    teams.script(answer(400, '{"error":{"code":"InvalidRequestContent"}}'));
+    // The answer quotes the request URL, signature included, as some gateways do: it must not reach the letter.
+    teams.script(answer(400, `{"error":{"code":"InvalidRequestContent","message":"bad card posted to ${teams.url}"}}`));
     smtp.failNext('rcpt', SMTP_ANSWERS.recipientNotFound550);
     const summary = await instance()([JSON.stringify(highAlert('f-1'))], context('4', 7, 1));
     expect(summary.delivered).toEqual({ splunk: 1 });

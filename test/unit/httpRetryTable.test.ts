@@ -64,8 +64,18 @@ describe('destination URLs', () => {
   });
 
   it('knows loopback hosts', () => {
-    expect(['127.0.0.1', 'localhost', '::1', '[::1]', 'a.localhost'].every(isLoopbackHost)).toBe(true);
-    expect(['128.0.0.1', 'localhost.example', '::2', 'example.com'].some(isLoopbackHost)).toBe(false);
+    expect(['127.0.0.1', 'localhost', '::1', '[::1]'].every(isLoopbackHost)).toBe(true);
+    expect(['128.0.0.1', 'localhost.example', 'a.localhost', '::2', 'example.com'].some(isLoopbackHost)).toBe(false);
+  });
+});
+
+describe('redact', () => {
+  it('removes a URL secret whole, its path (token-in-path webhooks) and its query, also percent-decoded', async () => {
+    const { redact } = await import('../../src/config/secret.js');
+    const url = new Secret('https://hooks.example/services/T000/B000/SECRETPATH44?sig=a%2Fb', '${HOOK}');
+    expect(redact('POST https://hooks.example/services/T000/B000/SECRETPATH44?sig=a%2Fb failed', [url])).toBe('POST <redacted> failed');
+    expect(redact('404 for /services/T000/B000/SECRETPATH44', [url])).toBe('404 for <redacted>');
+    expect(redact('signature sig=a/b refused', [url])).toBe('signature <redacted> refused');
   });
 });
 
