@@ -23,6 +23,9 @@ export const CONCURRENCY_BY_TYPE: Readonly<Record<Sink['type'], number>> = Objec
   webhook: 4,
 });
 
+/** Dead letters written at once. */
+const DEAD_LETTER_WRITES = 8;
+
 export interface DeliveryOptions {
   /** The rules: which destinations are deduplicated (their ledger claims are confirmed or released here). */
   readonly rules: RoutingRules;
@@ -86,7 +89,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       const deadLettered = new Map<number, Set<string>>();
       const confirms: string[] = [];
       const releases: string[] = [];
-      let storeFailure: unknown;
+      const letters: DeadLetter[] = [];
       for (const { name, sink, entries, itemOutcomes } of outcomes) {
         for (let i = 0; i < entries.length; i++) {
           const entry = entries[i];
@@ -100,19 +103,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           }
           add(deadLettered, entry.result, name);
           if (key) releases.push(key);
-          if (storeFailure !== undefined) continue;
-          const letter = deadLetterOf(sink, outcome, key, clock());
-          try {
-            await options.deadLetters.put(letter);
-            options.onDeadLetter?.(letter);
-          } catch (error) {
-            storeFailure = error;
-          }
+          letters.push(deadLetterOf(sink, outcome, key, clock()));
         }
       }
       // Destinations whose claim another run holds: kept as dead letters (not sent, not released: the claim
       // is not ours), so a re-drive notifies once that claim is settled or has expired.
-      for (let index = 0; index < results.length && storeFailure === undefined; index++) {
+      for (let index = 0; index < results.length; index++) {
         const result = results[index];
         if (!result?.held || !result.finding) continue;
         for (const name of result.held) {
@@ -125,18 +121,23 @@ export function createDelivery(options: DeliveryOptions): Delivery {
             reason: 'claim-pending',
             retryable: true,
           });
-          const letter = deadLetterOf(sink, { item, delivered: false, attempts: 0, error, firstAttemptAt: at, lastAttemptAt: at }, dedupeKey(name, result.finding), clock());
-          try {
-            await options.deadLetters.put(letter);
-            options.onDeadLetter?.(letter);
-          } catch (storeError) {
-            storeFailure = storeError;
-          }
+          letters.push(deadLetterOf(sink, { item, delivered: false, attempts: 0, error, firstAttemptAt: at, lastAttemptAt: at }, dedupeKey(name, result.finding), clock()));
         }
       }
+      // Written in parallel (a long outage dead-letters a whole batch), a few at a time.
+      const writer = new Limiter(DEAD_LETTER_WRITES);
+      const written = await Promise.allSettled(
+        letters.map((letter) =>
+          writer.run(async () => {
+            await options.deadLetters.put(letter);
+            options.onDeadLetter?.(letter);
+          }),
+        ),
+      );
+      const storeFailure = written.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       const ledgerWrites = [...confirms.map((key) => options.ledger.confirm(key)), ...releases.map((key) => options.ledger.release(key))];
       const settled = await Promise.allSettled(ledgerWrites);
-      if (storeFailure !== undefined) throw storeFailure;
+      if (storeFailure) throw storeFailure.reason;
       const ledgerFailure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');
       if (ledgerFailure) throw ledgerFailure.reason;
 
