@@ -1,8 +1,10 @@
 /**
- * Small pieces every sink shares: preview file names and the abort error a sink rejects with.
+ * Small pieces every sink shares: preview file names, the abort error a sink rejects with, and sending
+ * one record per request in turn.
  */
 import { createHash } from 'node:crypto';
 import type { Finding } from '../model/finding.js';
+import type { AttemptResult, DeliveryItem } from './sink.js';
 
 /**
  * A file name for a record's preview, safe on any file system: the readable tail of its id (an ARM id ends
@@ -42,4 +44,22 @@ export function abortError(signal: AbortSignal, what: string): Error {
   const error = new Error(`${what}: aborted`, { cause: reason });
   error.name = 'AbortError';
   return error;
+}
+
+/**
+ * One request per record, one after the other (Teams, email, webhooks: ordered, and no parallel burst
+ * against a receiver that throttles per channel or mailbox), each with its own result; rejects on abort.
+ */
+export async function sendInTurn(
+  items: readonly DeliveryItem[],
+  signal: AbortSignal,
+  what: string,
+  sendOne: (item: DeliveryItem, signal: AbortSignal) => Promise<AttemptResult>,
+): Promise<AttemptResult[]> {
+  const results: AttemptResult[] = [];
+  for (const item of items) {
+    if (signal.aborted) throw abortError(signal, what);
+    results.push(await sendOne(item, signal));
+  }
+  return results;
 }

@@ -22,7 +22,7 @@ import type { SinkContext } from '../settings.js';
 import { DeliveryError, type AttemptResult, type DeliveryItem, type PreviewFile, type Sink } from '../sink.js';
 import { readTeamsConfig, type TeamsFormat } from './config.js';
 import { encodeTeamsPayload, validateTeamsCard } from './encode.js';
-import { abortError, previewFileNames } from '../files.js';
+import { abortError, previewFileNames, sendInTurn } from '../files.js';
 
 /** Creates the sink; throws SinkConfigError when the destination cannot be used as configured. */
 export function createTeamsSink(destination: Destination, context: SinkContext): Sink {
@@ -55,14 +55,9 @@ export function createTeamsSink(destination: Destination, context: SinkContext):
     notify: destination.notify,
     maxBatchItems: 1,
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
-      const results: AttemptResult[] = [];
-      // One message per record, one after the other: Teams throttles per channel, so parallel posts from
-      // one sink would only trade order for 429s.
-      for (const item of items) {
-        if (signal.aborted) throw abortError(signal, what);
-        results.push(await sendOne(item, signal));
-      }
-      return results;
+      // One message per record, in turn: Teams throttles per channel, so parallel posts would only trade
+      // order for 429s.
+      return sendInTurn(items, signal, what, sendOne);
     },
     render(items: readonly DeliveryItem[]): PreviewFile[] {
       const names = previewFileNames(destination.name, items, 'json');

@@ -9,7 +9,7 @@ import type { Destination } from '../../routing/types.js';
 import { classifyHttpFailure, classifyHttpResponse } from '../http.js';
 import type { SinkContext } from '../settings.js';
 import type { AttemptResult, DeliveryItem, PreviewFile, Sink } from '../sink.js';
-import { abortError, previewFileNames } from '../files.js';
+import { abortError, previewFileNames, sendInTurn } from '../files.js';
 import { readWebhookConfig } from './config.js';
 import { encodeWebhookBody } from './encode.js';
 
@@ -44,12 +44,7 @@ export function createWebhookSink(destination: Destination, context: SinkContext
     notify: destination.notify,
     maxBatchItems: 1,
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
-      const results: AttemptResult[] = [];
-      for (const item of items) {
-        if (signal.aborted) throw abortError(signal, what);
-        results.push(await sendOne(item, signal));
-      }
-      return results;
+      return sendInTurn(items, signal, what, sendOne);
     },
     render(items: readonly DeliveryItem[]): PreviewFile[] {
       const names = previewFileNames(destination.name, items, 'json');
