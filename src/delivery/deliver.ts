@@ -9,7 +9,7 @@
 import { dedupeKey } from '../routing/dedupe.js';
 import type { RoutingRules } from '../routing/types.js';
 import { DeliveryError } from '../sinks/sink.js';
-import type { RecordResult, RecordReport } from '../pipeline/run.js';
+import type { DeliveryFailure, RecordResult, RecordReport } from '../pipeline/run.js';
 import type { DeliveryItem, Sink } from '../sinks/sink.js';
 import { previewToPayload, type DeadLetter, type DeadLetterSink, type DeliveryLedger } from './contracts.js';
 import { Limiter } from './limiter.js';
@@ -87,6 +87,18 @@ export function createDelivery(options: DeliveryOptions): Delivery {
       // is settled for what is known: delivered notifications confirmed, failed ones released.
       const delivered = new Map<number, Set<string>>();
       const deadLettered = new Map<number, Set<string>>();
+      const failures = new Map<number, DeliveryFailure[]>();
+      const fail = (index: number, letter: DeadLetter): void => {
+        let list = failures.get(index);
+        if (!list) failures.set(index, (list = []));
+        list.push({
+          destination: letter.destination,
+          reason: letter.error.reason,
+          message: letter.error.message,
+          attempts: letter.attempts,
+          configuration: letter.error.configuration,
+        });
+      };
       const confirms: string[] = [];
       const releases: string[] = [];
       const letters: DeadLetter[] = [];
@@ -103,7 +115,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           }
           add(deadLettered, entry.result, name);
           if (key) releases.push(key);
-          letters.push(deadLetterOf(sink, outcome, key, clock()));
+          const letter = deadLetterOf(sink, outcome, key, clock());
+          fail(entry.result, letter);
+          letters.push(letter);
         }
       }
       // Destinations whose claim another run holds: kept as dead letters (not sent, not released: the claim
@@ -121,7 +135,9 @@ export function createDelivery(options: DeliveryOptions): Delivery {
             reason: 'claim-pending',
             retryable: true,
           });
-          letters.push(deadLetterOf(sink, { item, delivered: false, attempts: 0, error, firstAttemptAt: at, lastAttemptAt: at }, dedupeKey(name, result.finding), clock()));
+          const letter = deadLetterOf(sink, { item, delivered: false, attempts: 0, error, firstAttemptAt: at, lastAttemptAt: at }, dedupeKey(name, result.finding), clock());
+          fail(index, letter);
+          letters.push(letter);
         }
       }
       // Written in parallel (a long outage dead-letters a whole batch), a few at a time.
@@ -149,7 +165,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           destinations: result.report.destinations.filter((name) => !failed.has(name)),
           deadLettered: [...failed],
         };
-        return { ...result, report };
+        return { ...result, report, failures: failures.get(index) ?? [] };
       });
     },
   };

@@ -112,10 +112,21 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
       if (result.report.outcome === 'quarantined') {
         context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
       }
-      if (result.report.deadLettered.length > 0) {
-        context.warn(
-          JSON.stringify({ event: 'record.deadLettered', input: result.report.input, kind: result.report.kind, id: result.report.id, destinations: result.report.deadLettered }),
-        );
+      for (const failure of result.failures ?? []) {
+        const line = JSON.stringify({
+          event: failure.configuration ? 'destination.misconfigured' : 'record.deadLettered',
+          input: result.report.input,
+          kind: result.report.kind,
+          id: result.report.id,
+          destination: failure.destination,
+          reason: failure.reason,
+          attempts: failure.attempts,
+          error: failure.message,
+        });
+        // A misconfigured destination (credentials, permissions) fails every record until someone fixes it:
+        // loud, at error level.
+        if (failure.configuration) context.error(line);
+        else context.warn(line);
       }
     }
     context.log(

@@ -64,6 +64,18 @@ export interface RecordResult {
    * delivery keeps the record for them as a `claim-pending` dead letter, so a re-drive notifies if needed.
    */
   readonly held?: readonly string[];
+  /** Why each dead-lettered destination failed (set by delivery), for logs: never holds a secret. */
+  readonly failures?: readonly DeliveryFailure[];
+}
+
+/** A destination's failure for one record, as delivery classified it. */
+export interface DeliveryFailure {
+  readonly destination: string;
+  readonly reason: string;
+  readonly message: string;
+  readonly attempts: number;
+  /** The destination is misconfigured (credentials, permissions, index): fix its settings. */
+  readonly configuration: boolean;
 }
 
 /**

@@ -228,6 +228,39 @@ describe('delivery through the Event Hub handler', () => {
     expect(teams.messages).toHaveLength(1);
   });
 
+  it('a misconfigured destination (HEC refuses the token) is dead-lettered and logged loudly, at error level', async () => {
+    const sinks = createSinks(RULES, {
+      env: { HEC_URL: hec.url, HEC_TOKEN: 'wrong-token-value', TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
+      http,
+    });
+    openSinks.push(sinks);
+    const ledger = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
+    const handler = createEventHubHandler({
+      rules: RULES,
+      ledger,
+      quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
+      delivery: createDelivery({
+        rules: RULES,
+        sinks,
+        ledger,
+        deadLetters: createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }),
+        policy: FAST,
+      }),
+    });
+    const logs: { level: string; message: string }[] = [];
+    const ctx = new InvocationContext({
+      invocationId: 'misconfigured',
+      functionName: 'forwardDefenderExport',
+      logHandler: (level, ...args) => logs.push({ level, message: args.map(String).join(' ') }),
+      triggerMetadata: { partitionContext: { partitionId: '7' }, sequenceNumberArray: [1] },
+    });
+    const summary = await handler([JSON.stringify(highAlert('m-1'))], ctx);
+    expect(summary.deadLettered).toEqual({ splunk: 1 });
+    const loud = logs.filter((log) => log.level === 'error').map((log) => JSON.parse(log.message) as Record<string, unknown>);
+    expect(loud).toEqual([expect.objectContaining({ event: 'destination.misconfigured', destination: 'splunk', reason: 'hec-4', attempts: 1 })]);
+    expect(logs.map((log) => log.message).join('\n')).not.toContain('wrong-token-value');
+  });
+
   it('when the dead-letter store is unreachable the handler throws, and a re-run neither repeats nor loses a notification', async () => {
     const sinks = createSinks(RULES, {
       env: { HEC_URL: hec.url, HEC_TOKEN: TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
