@@ -50,6 +50,12 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
         ledger: options.delivery.ledger,
         deadLetters: options.delivery.deadLetters,
         ...(options.signal ? { signal: options.signal } : {}),
+        retry: {
+          onRetry: (event) =>
+            io.stderr.write(
+              `forward: ${event.sink}: attempt ${event.attempt} failed for ${event.items} record${event.items === 1 ? '' : 's'} (${event.reason}); retrying in ${(event.delayMs / 1000).toFixed(1)} s\n`,
+            ),
+        },
         onDeadLetter: (letter) =>
           io.stderr.write(`forward: dead-lettered ${oneLine(letter.input)} for ${letter.destination} after ${letter.attempts} attempts: ${oneLine(letter.error.message)}\n`),
       })
