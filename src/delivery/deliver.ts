@@ -15,13 +15,6 @@ import { previewToPayload, type DeadLetter, type DeadLetterSink, type DeliveryLe
 import { Limiter } from './limiter.js';
 import { DEFAULT_RETRY_POLICY, deliverWithRetry, type ItemOutcome, type RetryDependencies, type RetryPolicy } from './retry.js';
 
-/** Concurrent requests per destination, by type: Teams keeps order and its per-channel limits. */
-export const CONCURRENCY_BY_TYPE: Readonly<Record<Sink['type'], number>> = Object.freeze({
-  'splunk-hec': 4,
-  teams: 1,
-  email: 2,
-  webhook: 4,
-});
 
 /** Dead letters written at once. */
 const DEAD_LETTER_WRITES = 8;
@@ -49,7 +42,7 @@ export interface Delivery {
 export function createDelivery(options: DeliveryOptions): Delivery {
   // One limiter per destination for the life of the delivery object: concurrent batches share the cap.
   const limiters = new Map<string, Limiter>();
-  for (const [name, sink] of options.sinks) limiters.set(name, new Limiter(CONCURRENCY_BY_TYPE[sink.type]));
+  for (const [name, sink] of options.sinks) limiters.set(name, new Limiter(Math.max(1, sink.maxConcurrency)));
   const clock = options.now ?? (() => new Date());
   return {
     async deliver(results) {

@@ -59,6 +59,8 @@ export interface Sink {
   readonly notify: boolean;
   /** Most items one `send` call takes (HEC batches many; a Teams card is one record). */
   readonly maxBatchItems: number;
+  /** Most `send` calls in flight at once for this destination (Teams: 1, to keep order and its limits). */
+  readonly maxConcurrency: number;
   /**
    * One attempt for `items`, in order. Resolves with one result per item (same order); rejects only for
    * an abort. Must not retry.

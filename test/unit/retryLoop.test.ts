@@ -17,6 +17,7 @@ function scriptedSink(script: Script, maxBatchItems = 10): Sink & { calls: strin
     type: 'splunk-hec',
     notify: false,
     maxBatchItems,
+    maxConcurrency: 1,
     calls,
     async send(items) {
       calls.push(items.map((item) => item.finding.id));

@@ -129,6 +129,8 @@ export function createEmailSinkFromConfig(config: EmailConfig): Sink {
     type: 'email',
     notify: true,
     maxBatchItems: 1,
+    // Exchange Online allows 3 connections per mailbox (432 4.3.2 beyond).
+    maxConcurrency: EMAIL_MAX_CONNECTIONS,
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
       const results: AttemptResult[] = [];
       for (const item of items) {

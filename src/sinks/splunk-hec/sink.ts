@@ -272,6 +272,7 @@ export function createSplunkHecSinkFromConfig(config: SplunkHecConfig, http: Axi
     type: 'splunk-hec',
     notify,
     maxBatchItems: config.batchMaxEvents,
+    maxConcurrency: 4,
 
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
       signal.throwIfAborted();

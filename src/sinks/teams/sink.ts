@@ -54,6 +54,8 @@ export function createTeamsSink(destination: Destination, context: SinkContext):
     type: 'teams',
     notify: destination.notify,
     maxBatchItems: 1,
+    // Order, and Teams' per-channel throttling: one message at a time.
+    maxConcurrency: 1,
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
       // One message per record, in turn: Teams throttles per channel, so parallel posts would only trade
       // order for 429s.

@@ -43,6 +43,7 @@ export function createWebhookSink(destination: Destination, context: SinkContext
     type: 'webhook',
     notify: destination.notify,
     maxBatchItems: 1,
+    maxConcurrency: 4,
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
       return sendInTurn(items, signal, what, sendOne);
     },
