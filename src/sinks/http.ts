@@ -30,7 +30,7 @@ export const RETRYABLE_STATUS: Readonly<Record<number, boolean>> = Object.freeze
 /** Statuses that mean the destination is misconfigured (credentials, permissions). */
 const CONFIGURATION_STATUS = new Set([401, 403, 404]);
 
-/** Retryable per the table: any listed status as listed, other 5xx yes, everything else no. */
+/** Retryable per the table: a listed status as listed, other 5xx yes, everything else no. */
 export function isRetryableStatus(status: number): boolean {
   const listed = RETRYABLE_STATUS[status];
   if (listed !== undefined) return listed;
