@@ -16,7 +16,6 @@ import { routesLintCommand } from './routesLint.js';
 import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
 import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
-import { QuarantineStoreError } from '../storage/quarantineStoreError.js';
 import { StoreError } from '../storage/storeError.js';
 import { createBlobLedger } from '../storage/blobLedger.js';
 import { FolderLedger } from '../storage/folderLedger.js';
@@ -50,7 +49,6 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
       error instanceof RulesError ||
       error instanceof UsageError ||
       error instanceof InputError ||
-      error instanceof QuarantineStoreError ||
       error instanceof StoreError
     ) {
       io.stderr.write(`defender-forwarder: ${error.message}\n`);

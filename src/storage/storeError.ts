@@ -1,9 +1,8 @@
 /**
- * The error the notification ledger and the dead-letter stores reject with, and how its message is built.
- * It follows {@link QuarantineStoreError} (same fields, same wording) so that logs read alike whichever
- * store failed; the quarantine keeps its own class.
+ * The error every store (quarantine, notification ledger, dead letters) rejects with, how its message is
+ * built, and what is worth reading from a storage or file-system failure. The quarantine's
+ * `QuarantineStoreError` is a StoreError with its own name.
  */
-import { failureFacts } from './quarantineStoreError.js';
 
 /** Which store failed, as its messages name it. */
 export type StorePurpose = 'ledger' | 'dead-letter';
@@ -13,7 +12,7 @@ export type StorePurpose = 'ledger' | 'dead-letter';
  * The caller must not acknowledge the batch (the Functions handler throws so its retry policy re-runs it).
  */
 export class StoreError extends Error {
-  override readonly name = 'StoreError';
+  override readonly name: string = 'StoreError';
 
   /**
    * @param message - Names the store (container or folder) and the entry, says what went wrong. Never holds
@@ -77,4 +76,24 @@ export function folderStoreError(purpose: StorePurpose, folder: string, what: st
 export function withoutQuery(url: string): string {
   const at = url.search(/[?#]/);
   return at === -1 ? url : url.slice(0, at);
+}
+
+/** What is worth saying about a failure from the storage SDK or the file system, read without trusting it. */
+export interface FailureFacts {
+  /** HTTP status when the service answered; undefined when no answer came. */
+  readonly statusCode: number | undefined;
+  /** The SDK's or the system's error code (`ContainerNotFound`, `ECONNREFUSED`, `EACCES`), when given. */
+  readonly code: string | undefined;
+  readonly message: string;
+}
+
+/** Reads `statusCode`, `code` and `message` off any thrown value (RestError, SystemError, anything). */
+export function failureFacts(error: unknown): FailureFacts {
+  const record: Record<string, unknown> = typeof error === 'object' && error !== null ? (error as Record<string, unknown>) : {};
+  const statusCode = typeof record['statusCode'] === 'number' ? record['statusCode'] : undefined;
+  const code = typeof record['code'] === 'string' && record['code'] !== '' ? record['code'] : undefined;
+  const message = error instanceof Error ? error.message : String(error);
+  // Storage errors carry the whole XML answer in the message; the first line is what people need.
+  const firstLine = message.split('\n', 1)[0]?.trim() ?? '';
+  return { statusCode, code, message: firstLine === '' ? (code ?? 'unknown error') : firstLine };
 }
