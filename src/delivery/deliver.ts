@@ -34,9 +34,14 @@ export interface DeliveryOptions {
   readonly onDeadLetter?: (letter: DeadLetter) => void;
 }
 
+/** Per-call observers (a Function invocation logs through its own context). */
+export interface DeliveryHooks {
+  readonly onRetry?: NonNullable<RetryDependencies['onRetry']>;
+}
+
 export interface Delivery {
   /** Delivers the routed records of `results` and answers them with their reports updated. */
-  deliver(results: readonly RecordResult[]): Promise<RecordResult[]>;
+  deliver(results: readonly RecordResult[], hooks?: DeliveryHooks): Promise<RecordResult[]>;
 }
 
 export function createDelivery(options: DeliveryOptions): Delivery {
@@ -45,7 +50,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
   for (const [name, sink] of options.sinks) limiters.set(name, new Limiter(Math.max(1, sink.maxConcurrency)));
   const clock = options.now ?? (() => new Date());
   return {
-    async deliver(results) {
+    async deliver(results, hooks) {
       const byDestination = new Map<string, { item: DeliveryItem; result: number }[]>();
       results.forEach((result, index) => {
         if (!result.finding || result.report.outcome === 'quarantined') return;
@@ -70,7 +75,12 @@ export function createDelivery(options: DeliveryOptions): Delivery {
             sink,
             entries.map((entry) => entry.item),
             options.policy ?? DEFAULT_RETRY_POLICY,
-            { ...options.retry, limiter, ...(options.signal ? { signal: options.signal } : {}) },
+            {
+              ...options.retry,
+              limiter,
+              ...(options.signal ? { signal: options.signal } : {}),
+              ...(hooks?.onRetry ? { onRetry: hooks.onRetry } : {}),
+            },
           );
           return { name, sink, entries, itemOutcomes };
         }),

@@ -90,7 +90,7 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
         rules: dependencies.rules,
         ledger: dependencies.ledger,
         quarantine: dependencies.quarantine,
-        ...(dependencies.delivery ? { delivery: dependencies.delivery } : {}),
+        ...(dependencies.delivery ? { delivery: withRetryLog(dependencies.delivery, context) } : {}),
         ...(dependencies.now ? { now: dependencies.now } : {}),
       });
       results = await pipeline.processBatch(envelopes);
@@ -139,6 +139,17 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
       }),
     );
     return summary;
+  };
+}
+
+/** The delivery, telling this invocation's log about each retry. */
+function withRetryLog(delivery: Delivery, context: InvocationContext): Pick<Delivery, 'deliver'> {
+  return {
+    deliver: (results) =>
+      delivery.deliver(results, {
+        onRetry: (event) =>
+          context.warn(JSON.stringify({ event: 'delivery.retry', destination: event.sink, attempt: event.attempt, records: event.items, reason: event.reason, delayMs: event.delayMs })),
+      }),
   };
 }
 

@@ -207,7 +207,20 @@ describe('delivery through the Event Hub handler', () => {
     // The answer quotes the request URL, signature included, as some gateways do: it must not reach the letter.
     teams.script(answer(400, `{"error":{"code":"InvalidRequestContent","message":"bad card posted to ${teams.url}"}}`));
     smtp.failNext('rcpt', SMTP_ANSWERS.recipientNotFound550);
-    const summary = await instance()([JSON.stringify(highAlert('f-1'))], context('4', 7, 1));
+    const logs: { level: string; message: string }[] = [];
+    const ctx = new InvocationContext({
+      invocationId: 'retry-log',
+      functionName: 'forwardDefenderExport',
+      logHandler: (level, ...args) => logs.push({ level, message: args.map(String).join(' ') }),
+      triggerMetadata: { partitionContext: { partitionId: '4' }, sequenceNumberArray: [7], enqueuedTimeUtcArray: ['2026-11-27T10:00:00Z'] },
+    });
+    const summary = await instance()([JSON.stringify(highAlert('f-1'))], ctx);
+    // Each retry is in the invocation's log.
+    const retries = logs.map((log) => JSON.parse(log.message) as Record<string, unknown>).filter((line) => line['event'] === 'delivery.retry');
+    expect(retries).toEqual([
+      expect.objectContaining({ destination: 'splunk', attempt: 1, records: 1, reason: 'hec-9' }),
+      expect.objectContaining({ destination: 'splunk', attempt: 2, records: 1, reason: 'hec-9' }),
+    ]);
     expect(summary.delivered).toEqual({ splunk: 1 });
     expect(summary.deadLettered).toEqual({ teams: 1, email: 1 });
     expect(hec.events).toHaveLength(1);
