@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
 import { createDelivery } from '../../src/delivery/deliver.js';
+import type { DeadLetterSink } from '../../src/delivery/contracts.js';
 import type { RetryPolicy } from '../../src/delivery/retry.js';
 import { createEventHubHandler } from '../../src/host/eventHubBatch.js';
 import { parseRules } from '../../src/routing/load.js';
@@ -52,11 +53,17 @@ function highAlert(id: string, status = 'New'): Record<string, unknown> {
   return { ...alert, SystemAlertId: id, Severity: 'High', Status: status, AlertDisplayName: `High alert ${id}` };
 }
 
-function context(partition = '0', first = 100, count = 10): InvocationContext {
+interface Logged {
+  level: string;
+  message: string;
+}
+
+/** The context the host would pass for a batch; `logs`, when given, receives what the handler logs. */
+function context(partition = '0', first = 100, count = 10, logs?: Logged[]): InvocationContext {
   return new InvocationContext({
     invocationId: `inv-${partition}-${first}`,
     functionName: 'forwardDefenderExport',
-    logHandler: () => undefined,
+    logHandler: (level, ...args) => logs?.push({ level, message: args.map(String).join(' ') }),
     triggerMetadata: {
       partitionContext: { partitionId: partition },
       sequenceNumberArray: Array.from({ length: count }, (_, i) => first + i),
@@ -97,10 +104,13 @@ afterEach(async () => {
   await Promise.all([ledgerContainer.dispose(), deadLetterContainer.dispose(), quarantineContainer.dispose()]);
 });
 
-/** One Function instance: its own sinks, ledger client and stores, sharing the storage account. */
-function instance(): ReturnType<typeof createEventHubHandler> {
+/**
+ * One Function instance: its own sinks, ledger client and stores, sharing the storage account. A test may
+ * give the HEC token (a wrong one) or a dead-letter store (an unreachable one).
+ */
+function instance(overrides: { hecToken?: string; deadLetters?: DeadLetterSink } = {}): ReturnType<typeof createEventHubHandler> {
   const sinks = createSinks(RULES, {
-    env: { HEC_URL: hec.url, HEC_TOKEN: TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
+    env: { HEC_URL: hec.url, HEC_TOKEN: overrides.hecToken ?? TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
     http,
   });
   openSinks.push(sinks);
@@ -113,7 +123,7 @@ function instance(): ReturnType<typeof createEventHubHandler> {
       rules: RULES,
       sinks,
       ledger,
-      deadLetters: createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }),
+      deadLetters: overrides.deadLetters ?? createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }),
       policy: FAST,
     }),
   });
@@ -207,14 +217,8 @@ describe('delivery through the Event Hub handler', () => {
     // The answer quotes the request URL, signature included, as some gateways do: it must not reach the letter.
     teams.script(answer(400, `{"error":{"code":"InvalidRequestContent","message":"bad card posted to ${teams.url}"}}`));
     smtp.failNext('rcpt', SMTP_ANSWERS.recipientNotFound550);
-    const logs: { level: string; message: string }[] = [];
-    const ctx = new InvocationContext({
-      invocationId: 'retry-log',
-      functionName: 'forwardDefenderExport',
-      logHandler: (level, ...args) => logs.push({ level, message: args.map(String).join(' ') }),
-      triggerMetadata: { partitionContext: { partitionId: '4' }, sequenceNumberArray: [7], enqueuedTimeUtcArray: ['2026-11-27T10:00:00Z'] },
-    });
-    const summary = await instance()([JSON.stringify(highAlert('f-1'))], ctx);
+    const logs: Logged[] = [];
+    const summary = await instance()([JSON.stringify(highAlert('f-1'))], context('4', 7, 1, logs));
     // Each retry is in the invocation's log.
     const retries = logs.map((log) => JSON.parse(log.message) as Record<string, unknown>).filter((line) => line['event'] === 'delivery.retry');
     expect(retries).toEqual([
@@ -242,32 +246,9 @@ describe('delivery through the Event Hub handler', () => {
   });
 
   it('a misconfigured destination (HEC refuses the token) is dead-lettered and logged loudly, at error level', async () => {
-    const sinks = createSinks(RULES, {
-      env: { HEC_URL: hec.url, HEC_TOKEN: 'wrong-token-value', TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
-      http,
-    });
-    openSinks.push(sinks);
-    const ledger = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
-    const handler = createEventHubHandler({
-      rules: RULES,
-      ledger,
-      quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
-      delivery: createDelivery({
-        rules: RULES,
-        sinks,
-        ledger,
-        deadLetters: createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }),
-        policy: FAST,
-      }),
-    });
-    const logs: { level: string; message: string }[] = [];
-    const ctx = new InvocationContext({
-      invocationId: 'misconfigured',
-      functionName: 'forwardDefenderExport',
-      logHandler: (level, ...args) => logs.push({ level, message: args.map(String).join(' ') }),
-      triggerMetadata: { partitionContext: { partitionId: '7' }, sequenceNumberArray: [1] },
-    });
-    const summary = await handler([JSON.stringify(highAlert('m-1'))], ctx);
+    const handler = instance({ hecToken: 'wrong-token-value' });
+    const logs: Logged[] = [];
+    const summary = await handler([JSON.stringify(highAlert('m-1'))], context('7', 1, 1, logs));
     expect(summary.deadLettered).toEqual({ splunk: 1 });
     const loud = logs.filter((log) => log.level === 'error').map((log) => JSON.parse(log.message) as Record<string, unknown>);
     expect(loud).toEqual([expect.objectContaining({ event: 'destination.misconfigured', destination: 'splunk', reason: 'hec-4', attempts: 1 })]);
@@ -275,26 +256,11 @@ describe('delivery through the Event Hub handler', () => {
   });
 
   it('when the dead-letter store is unreachable the handler throws, and a re-run neither repeats nor loses a notification', async () => {
-    const sinks = createSinks(RULES, {
-      env: { HEC_URL: hec.url, HEC_TOKEN: TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` },
-      http,
-    });
-    openSinks.push(sinks);
-    const ledger = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
-    const broken = createEventHubHandler({
-      rules: RULES,
-      ledger,
-      quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
-      delivery: createDelivery({
-        rules: RULES,
-        sinks,
-        ledger,
-        deadLetters: createBlobDeadLetterStore({
-          connectionString:
-            'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;',
-          retryOptions: { maxTries: 1, tryTimeoutInMs: 2000 },
-        }),
-        policy: FAST,
+    const broken = instance({
+      deadLetters: createBlobDeadLetterStore({
+        connectionString:
+          'DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;BlobEndpoint=http://127.0.0.1:9/devstoreaccount1;',
+        retryOptions: { maxTries: 1, tryTimeoutInMs: 2000 },
       }),
     });
     // Teams fails for good (needs a dead letter, whose store is down); email is delivered.
