@@ -10,24 +10,18 @@ import { loadRulesFile, RulesError } from '../routing/load.js';
 import type { RoutingRules } from '../routing/types.js';
 import { EXIT, type ExitCode } from './exit.js';
 import { forwardCommand } from './forward.js';
+import { openStores } from './stores.js';
+import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
 import { InputError } from './inputs.js';
 import { processIo, type CliIo } from './io.js';
 import { routesLintCommand } from './routesLint.js';
 import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
-import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
 import { StoreError } from '../storage/storeError.js';
-import { createBlobLedger } from '../storage/blobLedger.js';
-import { FolderLedger } from '../storage/folderLedger.js';
-import { createBlobDeadLetterStore } from '../storage/blobDeadLetters.js';
-import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
-import { createBlobQuarantineStore } from '../storage/blobQuarantine.js';
 import { closeHttpClient, createHttpClient } from '../sinks/http.js';
 import { closeSinks, createSinks } from '../sinks/registry.js';
 import { SinkConfigError } from '../sinks/settings.js';
 import type { Sink } from '../sinks/sink.js';
-import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
-import type { QuarantineSink } from '../pipeline/quarantine.js';
 
 /** A failure the user can fix: printed as one clear message, exit code 2. */
 class UsageError extends Error {}
@@ -185,35 +179,6 @@ function packageVersion(): string {
   const manifest: unknown = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8'));
   const version = manifest !== null && typeof manifest === 'object' ? (manifest as { version?: unknown }).version : undefined;
   return typeof version === 'string' ? version : 'unknown';
-}
-
-/**
- * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when
- * FORWARDER_STORAGE_CONNECTION holds a connection string (shared with the Function, so the CLI and the
- * Function never notify twice), else the local state folder.
- */
-function openStores(
-  stateDir: string,
-  env: Readonly<Record<string, string | undefined>>,
-): { ledger: DeliveryLedger; deadLetters: DeadLetterSink; quarantine: QuarantineSink } {
-  const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
-  if (connectionString) {
-    // The Function's container settings, so that both share one ledger.
-    const container = (setting: string): { containerName?: string } => {
-      const name = env[setting]?.trim();
-      return name ? { containerName: name } : {};
-    };
-    return {
-      ledger: createBlobLedger({ connectionString, ...container('LEDGER_CONTAINER') }),
-      deadLetters: createBlobDeadLetterStore({ connectionString, ...container('DEADLETTER_CONTAINER') }),
-      quarantine: createBlobQuarantineStore({ connectionString, ...container('QUARANTINE_CONTAINER') }),
-    };
-  }
-  return {
-    ledger: new FolderLedger(stateDir),
-    deadLetters: new FolderDeadLetterStore(stateDir),
-    quarantine: new FolderQuarantineStore(path.join(stateDir, 'quarantine')),
-  };
 }
 
 /** Loads the rules file; a file that cannot be read is a usage error naming it. */

@@ -5,6 +5,7 @@
 import type { InvocationContext } from '@azure/functions';
 import type { Envelope, EventMetadata } from '../pipeline/decode.js';
 import { addToSummary, createPipeline, emptySummary, type RunSummary } from '../pipeline/run.js';
+import { accountRun } from '../pipeline/accounting.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import type { NotificationLedger, RoutingRules } from '../routing/types.js';
 import { parseUtc } from '../model/time.js';
@@ -80,6 +81,7 @@ export interface EventHubHandlerDependencies {
  */
 export function createEventHubHandler(dependencies: EventHubHandlerDependencies): (messages: unknown, context: InvocationContext) => Promise<RunSummary> {
   return async (messages, context) => {
+    const startedAt = (dependencies.now ?? (() => new Date()))();
     const summary = emptySummary();
     const batch = readBatchMetadata(context.triggerMetadata);
     const envelopes = envelopesOf(messages, batch);
@@ -129,15 +131,20 @@ export function createEventHubHandler(dependencies: EventHubHandlerDependencies)
         else context.warn(line);
       }
     }
-    context.log(
-      JSON.stringify({
-        event: 'batch.done',
+    // One accounting line per invocation: the same shape the standalone consumer and the CLI emit.
+    const account = accountRun(summary, {
+      host: 'function',
+      source: `eh:${batch.partitionId ?? '?'}`,
+      startedAt,
+      finishedAt: (dependencies.now ?? (() => new Date()))(),
+      extra: {
+        invocationId: context.invocationId,
         partitionId: batch.partitionId ?? null,
         events: envelopes.length,
-        ...summary,
         ...(retry ? { retry } : {}),
-      }),
-    );
+      },
+    });
+    context.log(JSON.stringify(account));
     return summary;
   };
 }

@@ -339,6 +339,8 @@ export interface RunSummary {
   muted: Record<string, number>;
   /** destination -> records that could not be delivered and were dead-lettered. */
   deadLettered: Record<string, number>;
+  /** destination -> dead letters delivered by a re-drive (only re-drive runs count these). */
+  redriven: Record<string, number>;
   /** quarantine reason code -> count. */
   quarantined: Record<string, number>;
 }
@@ -352,6 +354,7 @@ export function emptySummary(): RunSummary {
     duplicates: {},
     muted: {},
     deadLettered: {},
+    redriven: {},
     quarantined: {},
   };
 }

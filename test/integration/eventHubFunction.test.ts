@@ -113,8 +113,19 @@ describe('Event Hub function handler', () => {
 
     const warnings = logs.filter((log) => log.level === 'warning').map((log) => JSON.parse(log.message) as { input: string });
     expect(warnings.map((warning) => warning.input)).toEqual(['eh:2/101', 'eh:2/102', 'eh:2/104']);
-    const done = logs.find((log) => log.message.includes('"batch.done"'));
-    expect(done && JSON.parse(done.message)).toMatchObject({ event: 'batch.done', partitionId: '2', events: 5, records: 6 });
+    const done = logs.filter((log) => log.message.includes('"run.summary"'));
+    expect(done).toHaveLength(1);
+    expect(JSON.parse(done[0]?.message ?? '{}')).toMatchObject({
+      event: 'run.summary',
+      host: 'function',
+      source: 'eh:2',
+      partitionId: '2',
+      events: 5,
+      received: 6,
+      routed: 3,
+      quarantined: 3,
+      quarantinedBy: { 'not-json': 1, 'unknown-kind': 1, schema: 1 },
+    });
   });
 
   it('a re-run of the batch (host retry) writes the same quarantine blobs again, no new ones', async () => {

@@ -74,11 +74,13 @@ describe('forwardDefenderExport registration', () => {
       },
     });
     await registration.callback([JSON.parse(alert), '{oops'], context);
-    const done = logs.find((line) => line.includes('"batch.done"'));
+    const done = logs.find((line) => line.includes('"run.summary"'));
     expect(done).toBeDefined();
     expect(JSON.parse((done ?? '').replace(/^information /, ''))).toMatchObject({
-      records: 2,
-      outcomes: { routed: 1, quarantined: 1 },
+      host: 'function',
+      received: 2,
+      routed: 1,
+      quarantined: 1,
       // Nothing listens at the destinations: every delivery is retried within the 5 s budget, then
       // dead-lettered in the container the settings name. Nothing is lost.
       delivered: {},

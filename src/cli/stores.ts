@@ -1,0 +1,43 @@
+/**
+ * Where the command line keeps its state: blob storage when FORWARDER_STORAGE_CONNECTION holds a connection
+ * string (shared with the Function, so the CLI and the Function never notify twice), else a local state
+ * folder. Every command that touches state (forward, redrive, status) opens it here.
+ */
+import path from 'node:path';
+import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
+import type { QuarantineSink } from '../pipeline/quarantine.js';
+import { createBlobDeadLetterStore } from '../storage/blobDeadLetters.js';
+import { createBlobLedger } from '../storage/blobLedger.js';
+import { createBlobQuarantineStore } from '../storage/blobQuarantine.js';
+import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
+import { FolderLedger } from '../storage/folderLedger.js';
+import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
+
+/**
+ * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when
+ * FORWARDER_STORAGE_CONNECTION holds a connection string (shared with the Function, so the CLI and the
+ * Function never notify twice), else the local state folder.
+ */
+export function openStores(
+  stateDir: string,
+  env: Readonly<Record<string, string | undefined>>,
+): { ledger: DeliveryLedger; deadLetters: DeadLetterSink; quarantine: QuarantineSink } {
+  const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
+  if (connectionString) {
+    // The Function's container settings, so that both share one ledger.
+    const container = (setting: string): { containerName?: string } => {
+      const name = env[setting]?.trim();
+      return name ? { containerName: name } : {};
+    };
+    return {
+      ledger: createBlobLedger({ connectionString, ...container('LEDGER_CONTAINER') }),
+      deadLetters: createBlobDeadLetterStore({ connectionString, ...container('DEADLETTER_CONTAINER') }),
+      quarantine: createBlobQuarantineStore({ connectionString, ...container('QUARANTINE_CONTAINER') }),
+    };
+  }
+  return {
+    ledger: new FolderLedger(stateDir),
+    deadLetters: new FolderDeadLetterStore(stateDir),
+    quarantine: new FolderQuarantineStore(path.join(stateDir, 'quarantine')),
+  };
+}
