@@ -124,7 +124,9 @@ describe('Event Hub function handler', () => {
       received: 6,
       routed: 3,
       quarantined: 3,
-      quarantinedBy: { 'not-json': 1, 'unknown-kind': 1, schema: 1 },
+      quarantinedBy: { 'not-json': 1, 'unknown-kind': 1, 'not-an-object': 1 },
+      delivered: { splunk: 3, teams: 1 },
+      duplicates: { teams: 1 },
     });
   });
 
