@@ -6,17 +6,18 @@ import { MemoryLedger } from '../routing/dedupe.js';
 import type { RoutingRules } from '../routing/types.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import type { Envelope } from '../pipeline/decode.js';
-import { addToSummary, createPipeline, emptySummary, type RecordResult } from '../pipeline/run.js';
+import { addToSummary, createPipeline, emptySummary, type Pipeline, type RecordResult, type RunSummary } from '../pipeline/run.js';
 import { eachEnvelope } from './inputs.js';
 import { writeOut, type CliIo } from './io.js';
-import { oneLine, renderSummary, tableHeader, tableRow } from './render.js';
+import { oneLine, renderSummary, tableHeader, tableRow, type SummaryContext } from './render.js';
 import { PreviewCollector } from './preview.js';
 import { createDelivery } from '../delivery/deliver.js';
 import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { Sink } from '../sinks/sink.js';
 import { EXIT, type ExitCode } from './exit.js';
 
-export type ReportFormat = 'json' | 'table';
+/** Per-record report on stdout: JSON lines, a table, or none (a long-running consumer logs summaries only). */
+export type ReportFormat = 'json' | 'table' | 'none';
 
 export interface ForwardOptions {
   readonly inputs: readonly string[];
@@ -42,7 +43,14 @@ const BATCH_CHARS = 4 * 1024 * 1024;
 /** How many quarantined / unrouted records the summary names one by one. */
 const LISTED = 10;
 
-export async function forwardCommand(options: ForwardOptions, io: CliIo): Promise<ExitCode> {
+/** What a forward run (over files or off the hub) needs to build its pipeline. */
+export type PipelineParts = Pick<ForwardOptions, 'rules' | 'quarantine' | 'delivery' | 'signal'>;
+
+/**
+ * The pipeline of a command-line run: real delivery when `delivery` is given (retries and dead letters told
+ * on stderr), else decisions only, with an in-memory ledger.
+ */
+export function createRunPipeline(options: PipelineParts, io: CliIo): Pipeline {
   const delivery = options.delivery
     ? createDelivery({
         rules: options.rules,
@@ -60,19 +68,20 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
           io.stderr.write(`forward: dead-lettered ${oneLine(letter.input)} for ${letter.destination} after ${letter.attempts} attempts: ${oneLine(letter.error.message)}\n`),
       })
     : undefined;
-  const pipeline = createPipeline({
+  return createPipeline({
     rules: options.rules,
     ledger: options.delivery?.ledger ?? new MemoryLedger(),
     ...(options.quarantine ? { quarantine: options.quarantine } : {}),
     ...(delivery ? { delivery } : {}),
     now: io.now,
   });
+}
+
+export async function forwardCommand(options: ForwardOptions, io: CliIo): Promise<ExitCode> {
+  const pipeline = createRunPipeline(options, io);
   const preview = options.preview ? new PreviewCollector() : undefined;
   const startedMs = Date.now();
-  const summary = emptySummary();
-  const mutes = new Map<string, MuteTally>();
-  const quarantined: { input: string; reason: string }[] = [];
-  const unrouted: { input: string; kind: string; title: string }[] = [];
+  const tally = new RunTally();
   let bodies = 0;
   if (options.report === 'table') await writeOut(io.stdout, tableHeader());
   // Bodies are processed in batches, as the Function gets them from the hub: Splunk receives batched
@@ -86,10 +95,9 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
     pendingChars = 0;
     const results = await pipeline.processBatch(batch);
     for (const result of results) {
-      addToSummary(summary, result);
+      tally.add(result);
       preview?.add(result);
-      note(result, mutes, quarantined, unrouted);
-      await writeOut(io.stdout, options.report === 'json' ? `${JSON.stringify(result.report)}\n` : tableRow(result));
+      await writeRecord(io, options.report, result);
     }
     return results.length;
   };
@@ -107,37 +115,57 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
   );
   await flush();
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
-  io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, summary, mutes, quarantined, unrouted }));
+  io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, ...tally.view() }));
   if (preview && options.preview) {
     const files = await preview.write(options.preview.folder, options.preview.sinks);
     io.stderr.write(`  preview: ${files} files written under ${options.preview.folder}\n`);
   }
-  const deadLettered = Object.values(summary.deadLettered).reduce((sum, count) => sum + count, 0);
-  return summary.outcomes.quarantined > 0 || deadLettered > 0 ? EXIT.quarantined : EXIT.ok;
+  return tally.exitCode();
 }
 
-function note(
-  result: RecordResult,
-  mutes: Map<string, MuteTally>,
-  quarantined: { input: string; reason: string }[],
-  unrouted: { input: string; kind: string; title: string }[],
-): void {
-  const { report } = result;
-  if (report.outcome === 'quarantined' && quarantined.length < LISTED) {
-    quarantined.push({ input: report.input, reason: report.reason ?? '' });
-  }
-  if (report.outcome === 'unrouted' && unrouted.length < LISTED) {
-    unrouted.push({ input: report.input, kind: report.kind ?? '', title: result.finding?.title ?? '' });
-  }
-  const counted = new Set<string>();
-  for (const { destination, mute } of result.decision?.muted ?? []) {
-    let entry = mutes.get(mute.name);
-    if (!entry) {
-      entry = { count: 0, reason: mute.reason, until: mute.until, destinations: new Set() };
-      mutes.set(mute.name, entry);
+/** One record's report line on stdout, in the chosen format. */
+export async function writeRecord(io: CliIo, format: ReportFormat, result: RecordResult): Promise<void> {
+  if (format === 'none') return;
+  await writeOut(io.stdout, format === 'json' ? `${JSON.stringify(result.report)}\n` : tableRow(result));
+}
+
+/** What a run's end-of-run summary needs, gathered record by record (bounded however long the run). */
+export class RunTally {
+  readonly summary: RunSummary = emptySummary();
+  readonly #mutes = new Map<string, MuteTally>();
+  readonly #quarantined: { input: string; reason: string }[] = [];
+  readonly #unrouted: { input: string; kind: string; title: string }[] = [];
+
+  add(result: RecordResult): void {
+    addToSummary(this.summary, result);
+    const { report } = result;
+    if (report.outcome === 'quarantined' && this.#quarantined.length < LISTED) {
+      this.#quarantined.push({ input: report.input, reason: report.reason ?? '' });
     }
-    entry.destinations.add(destination);
-    if (!counted.has(mute.name)) entry.count += 1;
-    counted.add(mute.name);
+    if (report.outcome === 'unrouted' && this.#unrouted.length < LISTED) {
+      this.#unrouted.push({ input: report.input, kind: report.kind ?? '', title: result.finding?.title ?? '' });
+    }
+    const counted = new Set<string>();
+    for (const { destination, mute } of result.decision?.muted ?? []) {
+      let entry = this.#mutes.get(mute.name);
+      if (!entry) {
+        entry = { count: 0, reason: mute.reason, until: mute.until, destinations: new Set() };
+        this.#mutes.set(mute.name, entry);
+      }
+      entry.destinations.add(destination);
+      if (!counted.has(mute.name)) entry.count += 1;
+      counted.add(mute.name);
+    }
+  }
+
+  /** The parts of `renderSummary`'s context the tally knows. */
+  view(): Pick<SummaryContext, 'summary' | 'mutes' | 'quarantined' | 'unrouted'> {
+    return { summary: this.summary, mutes: this.#mutes, quarantined: this.#quarantined, unrouted: this.#unrouted };
+  }
+
+  /** 1 when some record was quarantined or dead-lettered, else 0. */
+  exitCode(): ExitCode {
+    const deadLettered = Object.values(this.summary.deadLettered).reduce((sum, count) => sum + count, 0);
+    return this.summary.outcomes.quarantined > 0 || deadLettered > 0 ? EXIT.quarantined : EXIT.ok;
   }
 }

@@ -4,12 +4,17 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import type { ContainerClient } from '@azure/storage-blob';
 import { packageRoot } from '../config/packageRoot.js';
 import { loadRulesFile, RulesError } from '../routing/load.js';
 import type { RoutingRules } from '../routing/types.js';
 import { EXIT, type ExitCode } from './exit.js';
-import { forwardCommand } from './forward.js';
+import { forwardCommand, type ReportFormat } from './forward.js';
+import { checkpointContainer, forwardFromEventHub } from './forwardEventHub.js';
+import type { EventHubSource } from '../eventhub/consumer.js';
+import { containerNameProblem } from '../storage/blobQuarantine.js';
+import { redactCredentials } from '../config/secret.js';
 import { openStores } from './stores.js';
 import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
 import { InputError } from './inputs.js';
@@ -25,6 +30,59 @@ import type { Sink } from '../sinks/sink.js';
 
 /** A failure the user can fix: printed as one clear message, exit code 2. */
 class UsageError extends Error {}
+
+/** Checkpoint container of the standalone consumer when none is configured. */
+const DEFAULT_CHECKPOINT_CONTAINER = 'eventhub-checkpoints';
+
+interface ForwardCliOptions {
+  readonly input?: string[];
+  readonly rules?: string;
+  readonly dryRun: boolean;
+  readonly report: ReportFormat;
+  readonly quarantineDir?: string;
+  readonly preview?: string;
+  readonly stateDir: string;
+  readonly fromEventhub: boolean;
+  readonly eventhub?: string;
+  readonly namespace?: string;
+  readonly consumerGroup?: string;
+  readonly checkpointContainer?: string;
+  readonly maxBatchSize: number;
+  readonly maxWait: number;
+  readonly startPosition: 'earliest' | 'latest';
+  readonly exitWhenIdle?: number;
+}
+
+/** A whole number of at least 1 (counts, seconds). */
+function parseCount(value: string): number {
+  const number = Number(value);
+  if (!/^\d+$/.test(value.trim()) || !Number.isSafeInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return number;
+}
+
+/**
+ * Load-balancing timings of the standalone consumer, from FORWARDER_LOAD_BALANCING_UPDATE_MS and
+ * FORWARDER_OWNERSHIP_EXPIRY_MS (the SDK's defaults, 10 s and 60 s, when unset): a shorter expiry hands a
+ * dead instance's partitions over sooner, at the cost of more ownership writes.
+ */
+function loadBalancingFromEnv(env: Readonly<Record<string, string | undefined>>): { loadBalancing?: { updateIntervalInMs?: number; partitionOwnershipExpirationIntervalInMs?: number } } {
+  const read = (name: string): number | undefined => {
+    const text = env[name]?.trim();
+    if (!text) return undefined;
+    const value = Number(text);
+    if (!/^\d+$/.test(text) || value < 100) throw new UsageError(`${name}=${text}: expected milliseconds, at least 100`);
+    return value;
+  };
+  const update = read('FORWARDER_LOAD_BALANCING_UPDATE_MS');
+  const expiry = read('FORWARDER_OWNERSHIP_EXPIRY_MS');
+  if (update === undefined && expiry === undefined) return {};
+  return {
+    loadBalancing: {
+      ...(update !== undefined ? { updateIntervalInMs: update } : {}),
+      ...(expiry !== undefined ? { partitionOwnershipExpirationIntervalInMs: expiry } : {}),
+    },
+  };
+}
 
 export async function runCli(argv: readonly string[], io: CliIo = processIo()): Promise<ExitCode> {
   let exitCode: ExitCode = EXIT.ok;
@@ -76,58 +134,169 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
   program
     .command('forward')
     .description('run the pipeline over records: deliver each to its destinations (or, with --dry-run, say where it would go)')
-    .addOption(inputOption().makeOptionMandatory())
+    .addOption(inputOption())
     .addOption(rulesOption())
     .option('--dry-run', 'decide and report only: nothing is sent, no secrets are needed', false)
     .option('--preview <dir>', 'write exactly what is (or would be) sent: HEC batches, Teams cards, emails (.eml), webhook bodies')
     .option('--state-dir <dir>', 'local state: notification ledger, dead letters, quarantine (unless $FORWARDER_STORAGE_CONNECTION names a storage account)', '.forwarder-state')
     .option('--quarantine-dir <dir>', 'write quarantined records under this folder (default: <state-dir>/quarantine; in a dry run, only when given)')
-    .addOption(new Option('--report <format>', 'per-record report on stdout').choices(['json', 'table']).default('json'))
-    .action(
-      async (options: { input: string[]; rules?: string; dryRun: boolean; report: 'json' | 'table'; quarantineDir?: string; preview?: string; stateDir: string }) => {
-        const rules = await loadRules(rulesPath(options.rules));
-        const http = createHttpClient();
-        const controller = new AbortController();
-        const onSignal = (): void => {
-          io.stderr.write('forward: interrupted: no more input is read; what is still being delivered is dead-lettered, not lost\n');
-          controller.abort();
-        };
-        process.once('SIGINT', onSignal);
-        let sinks: Map<string, Sink> | undefined;
-        try {
-          // A dry run needs no secrets; its preview renders with unset ${ENV} values standing in empty.
-          if (!options.dryRun || options.preview !== undefined) {
-            try {
-              sinks = createSinks(rules, { env: io.env, http, previewOnly: options.dryRun });
-            } catch (error) {
-              if (error instanceof SinkConfigError) throw new UsageError(error.message, { cause: error });
-              throw error;
-            }
-          }
-          const stores = options.dryRun ? undefined : openStores(options.stateDir, io.env);
-          const quarantine = options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : stores?.quarantine;
-          setExit(
-            await forwardCommand(
-              {
-                inputs: options.input,
-                rules,
-                dryRun: options.dryRun,
-                report: options.report,
-                ...(quarantine ? { quarantine } : {}),
-                ...(stores && sinks ? { delivery: { sinks, ledger: stores.ledger, deadLetters: stores.deadLetters } } : {}),
-                ...(options.preview !== undefined && sinks ? { preview: { folder: options.preview, sinks } } : {}),
-                signal: controller.signal,
-              },
-              io,
-            ),
-          );
-        } finally {
-          process.off('SIGINT', onSignal);
-          if (sinks) await closeSinks(sinks);
-          closeHttpClient(http);
-        }
-      },
-    );
+    .addOption(new Option('--report <format>', 'per-record report on stdout').choices(['json', 'table', 'none']).default('json'))
+    .option('--from-eventhub', 'read the Event Hub instead of --input (the standalone consumer): $EVENTHUB_CONNECTION (connection string) or --namespace with Entra ID; checkpoints in $FORWARDER_STORAGE_CONNECTION', false)
+    .option('--eventhub <name>', 'Event Hub name (default: $EVENTHUB_NAME, else the connection string\'s EntityPath)')
+    .option('--namespace <host>', 'Event Hubs namespace host (<name>.servicebus.windows.net) reached with DefaultAzureCredential (default: $EVENTHUB_CONNECTION__fullyQualifiedNamespace)')
+    .option('--consumer-group <name>', 'consumer group dedicated to the forwarder (default: $EVENTHUB_CONSUMER_GROUP)')
+    .option('--checkpoint-container <name>', `blob container of checkpoints and partition ownership (default: $CHECKPOINT_CONTAINER, else "${DEFAULT_CHECKPOINT_CONTAINER}")`)
+    .option('--max-batch-size <events>', 'most events per batch', parseCount, 100)
+    .option('--max-wait <seconds>', 'longest wait to fill a batch', parseCount, 1)
+    .addOption(new Option('--start-position <where>', 'where a partition without a checkpoint starts').choices(['earliest', 'latest']).default('earliest'))
+    .option('--exit-when-idle <seconds>', 'stop once nothing arrived for this long and no partition is behind (catch-up runs)', parseCount)
+    .action(async (options: ForwardCliOptions) => {
+      if (options.fromEventhub) {
+        setExit(await forwardFromHub(options));
+        return;
+      }
+      if (!options.input || options.input.length === 0) throw new UsageError('forward needs --input <path...> (files, folders or -) or --from-eventhub');
+      const rules = await loadRules(rulesPath(options.rules));
+      const http = createHttpClient();
+      const controller = new AbortController();
+      const onSignal = (): void => {
+        io.stderr.write('forward: interrupted: no more input is read; what is still being delivered is dead-lettered, not lost\n');
+        controller.abort();
+      };
+      process.once('SIGINT', onSignal);
+      let sinks: Map<string, Sink> | undefined;
+      try {
+        // A dry run needs no secrets; its preview renders with unset ${ENV} values standing in empty.
+        if (!options.dryRun || options.preview !== undefined) sinks = openSinks(rules, http, options.dryRun);
+        const stores = options.dryRun ? undefined : openStores(options.stateDir, io.env);
+        const quarantine = options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : stores?.quarantine;
+        setExit(
+          await forwardCommand(
+            {
+              inputs: options.input,
+              rules,
+              dryRun: options.dryRun,
+              report: options.report,
+              ...(quarantine ? { quarantine } : {}),
+              ...(stores && sinks ? { delivery: { sinks, ledger: stores.ledger, deadLetters: stores.deadLetters } } : {}),
+              ...(options.preview !== undefined && sinks ? { preview: { folder: options.preview, sinks } } : {}),
+              signal: controller.signal,
+            },
+            io,
+          ),
+        );
+      } finally {
+        process.off('SIGINT', onSignal);
+        if (sinks) await closeSinks(sinks);
+        closeHttpClient(http);
+      }
+    });
+
+  /** Destinations for the rules; a destination that cannot be built (unset secret, bad URL) is a usage error. */
+  const openSinks = (rules: RoutingRules, http: ReturnType<typeof createHttpClient>, previewOnly: boolean): Map<string, Sink> => {
+    try {
+      return createSinks(rules, { env: io.env, http, previewOnly });
+    } catch (error) {
+      if (error instanceof SinkConfigError) throw new UsageError(error.message, { cause: error });
+      throw error;
+    }
+  };
+
+  /**
+   * The standalone consumer. The first SIGINT/SIGTERM stops cleanly (the batches in flight finish and are
+   * checkpointed); a second one abandons them (no checkpoint: the next owner reads them again).
+   */
+  const forwardFromHub = async (options: ForwardCliOptions): Promise<ExitCode> => {
+    if (options.input && options.input.length > 0) throw new UsageError('--from-eventhub reads the hub: leave out --input');
+    if (options.dryRun || options.preview !== undefined) {
+      throw new UsageError('--from-eventhub delivers and checkpoints; for a dry run, export the events to files and use --input --dry-run');
+    }
+    const env = io.env;
+    const eventHubName = options.eventhub ?? env['EVENTHUB_NAME']?.trim() ?? undefined;
+    const connectionString = env['EVENTHUB_CONNECTION']?.trim();
+    const namespace = options.namespace ?? env['EVENTHUB_CONNECTION__fullyQualifiedNamespace']?.trim();
+    const consumerGroup = options.consumerGroup ?? env['EVENTHUB_CONSUMER_GROUP']?.trim();
+    if (!consumerGroup) throw new UsageError('--consumer-group <name> is required (or set EVENTHUB_CONSUMER_GROUP): use a consumer group dedicated to the forwarder');
+    if (consumerGroup.toLowerCase() === '$default') {
+      throw new UsageError('consumer group $Default is shared with every other reader: create one for the forwarder');
+    }
+    let source: EventHubSource;
+    if (namespace) {
+      if (!eventHubName) throw new UsageError('--eventhub <name> is required with --namespace (or set EVENTHUB_NAME)');
+      // Loaded only when used: the identity library is large, and most runs never need it.
+      const { DefaultAzureCredential } = await import('@azure/identity');
+      source = { fullyQualifiedNamespace: namespace, eventHubName, credential: new DefaultAzureCredential() };
+    } else if (connectionString) {
+      if (!eventHubName && !/;\s*EntityPath=/i.test(`;${connectionString}`)) {
+        throw new UsageError('the Event Hub is not named: pass --eventhub <name>, set EVENTHUB_NAME, or use a connection string with EntityPath');
+      }
+      source = { connectionString, ...(eventHubName ? { eventHubName } : {}) };
+    } else {
+      throw new UsageError('--from-eventhub needs EVENTHUB_CONNECTION (a connection string, kept out of the command line) or --namespace <host> for Entra ID');
+    }
+    const storage = env['FORWARDER_STORAGE_CONNECTION']?.trim() || env['AzureWebJobsStorage']?.trim();
+    if (!storage) throw new UsageError('--from-eventhub keeps checkpoints in blob storage: set FORWARDER_STORAGE_CONNECTION (or AzureWebJobsStorage) to a connection string');
+    const containerName = options.checkpointContainer ?? env['CHECKPOINT_CONTAINER']?.trim() ?? DEFAULT_CHECKPOINT_CONTAINER;
+    const problem = containerNameProblem(containerName);
+    if (problem) throw new UsageError(`--checkpoint-container ${containerName}: ${problem}`);
+    let checkpoints: ContainerClient;
+    try {
+      checkpoints = checkpointContainer(storage, containerName);
+    } catch (error) {
+      throw new UsageError(`FORWARDER_STORAGE_CONNECTION cannot be read as a storage connection string (${error instanceof Error ? redactCredentials(error.message) : 'unknown error'})`, { cause: error });
+    }
+    if (!env['FORWARDER_STORAGE_CONNECTION']?.trim()) {
+      io.stderr.write(`forward: notification ledger, dead letters and quarantine are kept under ${options.stateDir} on this machine: set FORWARDER_STORAGE_CONNECTION when several instances share the hub\n`);
+    }
+    const rules = await loadRules(rulesPath(options.rules));
+    const http = createHttpClient();
+    const stop = new AbortController();
+    const abandon = new AbortController();
+    let signals = 0;
+    const onSignal = (name: string): void => {
+      signals += 1;
+      if (signals === 1) {
+        io.stderr.write(`forward: ${name}: stopping cleanly (the batches in flight finish and are checkpointed; ${name} again to abandon them)\n`);
+        stop.abort();
+      } else {
+        io.stderr.write(`forward: ${name} again: abandoning the batches in flight; they stay unacknowledged and are read again\n`);
+        abandon.abort();
+      }
+    };
+    const onInt = (): void => onSignal('SIGINT');
+    const onTerm = (): void => onSignal('SIGTERM');
+    process.on('SIGINT', onInt);
+    process.on('SIGTERM', onTerm);
+    let sinks: Map<string, Sink> | undefined;
+    try {
+      sinks = openSinks(rules, http, false);
+      const stores = openStores(options.stateDir, env);
+      return await forwardFromEventHub(
+        {
+          source,
+          consumerGroup,
+          checkpoints,
+          rules,
+          quarantine: options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : stores.quarantine,
+          delivery: { sinks, ledger: stores.ledger, deadLetters: stores.deadLetters },
+          report: options.report,
+          maxBatchSize: options.maxBatchSize,
+          maxWaitTimeInSeconds: options.maxWait,
+          startPosition: options.startPosition,
+          ...(options.exitWhenIdle !== undefined ? { exitWhenIdleMs: options.exitWhenIdle * 1000 } : {}),
+          ...loadBalancingFromEnv(env),
+          stopSignal: stop.signal,
+          abandonSignal: abandon.signal,
+        },
+        io,
+      );
+    } finally {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+      if (sinks) await closeSinks(sinks);
+      closeHttpClient(http);
+    }
+  };
 
   const routes = program.command('routes').description('test and lint routing rules');
   routes

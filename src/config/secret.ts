@@ -74,3 +74,11 @@ function secretForms(value: string): string[] {
   }
   return [...forms].sort((a, b) => b.length - a.length);
 }
+
+/**
+ * Masks credentials that SDK errors may quote from connection strings or SAS URLs (`SharedAccessKey=`,
+ * `AccountKey=`, `SharedAccessSignature=`, `sig=`), for text we did not compose ourselves.
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/\b(SharedAccessKey|AccountKey|SharedAccessSignature|sig)=([^;&\s"']+)/gi, `$1=${REDACTED}`);
+}
