@@ -25,7 +25,10 @@ export interface EventHubForwardOptions extends PipelineParts {
   readonly maxBatchSize: number;
   readonly maxWaitTimeInSeconds: number;
   readonly startPosition: 'earliest' | 'latest';
-  /** Stop once no event arrived for this long (catch-up runs, tests); absent: run until stopped. */
+  /**
+   * Stop once no event arrived for this long and every partition of the hub is checkpointed at its last event
+   * (by this instance or another): catch-up runs, tests. Absent: run until stopped.
+   */
   readonly exitWhenIdleMs?: number;
   /** Aborted: stop cleanly (finish the batches in flight, checkpoint them, close). */
   readonly stopSignal: AbortSignal;
@@ -133,10 +136,10 @@ export async function forwardFromEventHub(options: EventHubForwardOptions, io: C
     const idleMs = options.exitWhenIdleMs;
     const check = setInterval(() => {
       if (Date.now() - lastEventMs < idleMs) return;
-      void consumer.lag().then(
-        (lag) => {
-          const owned = consumer.partitions().filter((partition) => partition.owned);
-          if (owned.length > 0 && Object.values(lag).every((behind) => behind === 0) && Object.keys(lag).length === owned.length) {
+      void consumer.backlog().then(
+        (backlog) => {
+          if (Date.now() - lastEventMs < idleMs) return;
+          if (Object.values(backlog).every((behind) => behind === 0)) {
             clearInterval(check);
             resolve();
           }

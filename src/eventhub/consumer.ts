@@ -113,6 +113,7 @@ const DEFAULT_STORE_RETRY_MAX_MS = 30_000;
 export class StandaloneConsumer {
   readonly #options: StandaloneConsumerOptions;
   readonly #client: EventHubConsumerClient;
+  readonly #store: BlobCheckpointStore;
   readonly #totals: RunSummary = emptySummary();
   readonly #partitions = new Map<string, { owned: boolean; events: number; last: number; checkpointed: number }>();
   readonly #inFlight = new Set<Promise<void>>();
@@ -123,13 +124,16 @@ export class StandaloneConsumer {
   constructor(options: StandaloneConsumerOptions) {
     this.#options = options;
     const store = new BlobCheckpointStore(options.checkpoints);
+    this.#store = store;
     const balancing = {
       ...(options.loadBalancing?.updateIntervalInMs !== undefined ? { updateIntervalInMs: options.loadBalancing.updateIntervalInMs } : {}),
       ...(options.loadBalancing?.partitionOwnershipExpirationIntervalInMs !== undefined
         ? { partitionOwnershipExpirationIntervalInMs: options.loadBalancing.partitionOwnershipExpirationIntervalInMs }
         : {}),
     };
-    const clientOptions = { loadBalancingOptions: { strategy: 'balanced' as const, ...balancing } };
+    // Greedy: an instance claims every partition it may in one pass (its fair share when others run), instead
+    // of one partition per update interval (10 s by default), so a lone instance starts on the whole hub at once.
+    const clientOptions = { loadBalancingOptions: { strategy: 'greedy' as const, ...balancing } };
     const source = options.source;
     this.#client =
       'connectionString' in source
@@ -226,6 +230,27 @@ export class StandaloneConsumer {
       lag[partition.partitionId] = Math.max(0, last - partition.lastSequenceNumber);
     });
     return lag;
+  }
+
+  /**
+   * Events not yet checkpointed, per partition of the hub, whoever owns it: the hub's last sequence number
+   * minus the checkpoint's (every event when there is no checkpoint). With several instances this is the
+   * backlog of all of them: 0 everywhere means the whole hub is done.
+   */
+  async backlog(): Promise<Record<string, number>> {
+    const [partitionIds, checkpoints] = await Promise.all([
+      this.#client.getPartitionIds(),
+      this.#store.listCheckpoints(this.#client.fullyQualifiedNamespace, this.#client.eventHubName, this.#options.consumerGroup),
+    ]);
+    const checkpointed = new Map(checkpoints.map((checkpoint) => [checkpoint.partitionId, checkpoint.sequenceNumber]));
+    const properties = await Promise.all(partitionIds.map((partitionId) => this.#client.getPartitionProperties(partitionId)));
+    const backlog: Record<string, number> = {};
+    for (const partition of properties) {
+      const last = partition.isEmpty ? partition.beginningSequenceNumber - 1 : partition.lastEnqueuedSequenceNumber;
+      const done = checkpointed.get(partition.partitionId) ?? partition.beginningSequenceNumber - 1;
+      backlog[partition.partitionId] = Math.max(0, last - done);
+    }
+    return backlog;
   }
 
   #partition(partitionId: string): { owned: boolean; events: number; last: number; checkpointed: number } {

@@ -1,0 +1,179 @@
+/**
+ * The standalone consumer (`forward --from-eventhub`) against the Event Hubs stand-in, with checkpoints and
+ * the forwarder's stores in Azurite and a real HEC receiver: every record gets an outcome, a partition is
+ * checkpointed after its batch, a new instance resumes after the checkpoint, and stopping is clean.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { ContainerClient } from '@azure/storage-blob';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
+import { cli } from '../support/cli.js';
+import { createTestContainer, randomContainerName, type TestContainer } from '../support/azurite.js';
+import { startEventHubsStandIn, type EventHubsStandIn } from '../support/eventHubs.js';
+import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
+
+const connectionString = inject('azuriteConnectionString');
+const root = path.resolve(import.meta.dirname, '../..');
+const TOKEN = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
+const scratch = mkdtempSync(path.join(tmpdir(), 'df-consumer-'));
+const rulesFile = path.join(scratch, 'routes.yaml');
+writeFileSync(
+  rulesFile,
+  ['destinations:', '  splunk: {type: splunk-hec, url: "${HEC_URL}", token: "${HEC_TOKEN}"}', 'routes:', '  - name: all', '    match: {}', '    to: [splunk]', ''].join('\n'),
+);
+const alertTemplate = JSON.parse(readFileSync(path.join(root, 'samples/01-alert-k8s-admission-webhook.json'), 'utf8')) as Record<string, unknown>;
+
+/** A valid alert with its own id (its SystemAlertId, which HEC's `fields.id` carries). */
+function alert(n: number): { body: string; id: string } {
+  const id = `consumer-test-${n}`;
+  return { body: JSON.stringify({ ...alertTemplate, SystemAlertId: id }), id };
+}
+
+let hub: EventHubsStandIn;
+let hec: HecReceiver;
+let stores: TestContainer;
+let checkpoints: TestContainer;
+let hubName: string;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  [hub, hec] = await Promise.all([startEventHubsStandIn(), startHecReceiver({ token: TOKEN })]);
+});
+afterAll(async () => {
+  await Promise.all([hub.close(), hec.stop()]);
+  rmSync(scratch, { recursive: true, force: true });
+});
+beforeEach(async () => {
+  hubName = randomContainerName('hub');
+  hub.createHub(hubName, 2);
+  [stores, checkpoints] = await Promise.all([createTestContainer(connectionString, 'qu'), createTestContainer(connectionString, 'cp')]);
+  hec.events.length = 0;
+  env = {
+    HEC_URL: hec.url,
+    HEC_TOKEN: TOKEN,
+    EVENTHUB_CONNECTION: hub.connectionString(hubName),
+    EVENTHUB_CONSUMER_GROUP: 'forwarder',
+    FORWARDER_STORAGE_CONNECTION: connectionString,
+    CHECKPOINT_CONTAINER: checkpoints.containerName,
+    QUARANTINE_CONTAINER: stores.containerName,
+    DEADLETTER_CONTAINER: `${stores.containerName}-dl`,
+    LEDGER_CONTAINER: `${stores.containerName}-lg`,
+  };
+});
+afterEach(async () => {
+  await Promise.all([stores.dispose(), checkpoints.dispose()]);
+});
+
+/** Checkpoint blobs: partition -> sequence number, as BlobCheckpointStore writes them. */
+async function checkpointsOf(container: ContainerClient): Promise<Record<string, number>> {
+  const found: Record<string, number> = {};
+  for await (const blob of container.listBlobsFlat({ includeMetadata: true })) {
+    const match = /\/checkpoint\/(\d+)$/.exec(blob.name);
+    const sequence = blob.metadata?.['sequencenumber'];
+    if (match?.[1] !== undefined && sequence !== undefined) found[match[1]] = Number(sequence);
+  }
+  return found;
+}
+
+function hecIds(): string[] {
+  return hec.events.map((event) => String((event['fields'] as Record<string, unknown> | undefined)?.['id'] ?? ''));
+}
+
+describe('forward --from-eventhub', () => {
+  it('forwards every event of every partition, quarantines the bad ones, checkpoints each partition, and a new run resumes after the checkpoint', async () => {
+    const first = Array.from({ length: 120 }, (_, n) => alert(n));
+    hub.append(hubName, '0', first.slice(0, 60).map((record) => record.body));
+    hub.append(hubName, '1', [...first.slice(60).map((record) => record.body), '{not json', '[1,2,3]']);
+
+    const run = await cli(['forward', '--from-eventhub', '--rules', rulesFile, '--exit-when-idle', '1', '--max-batch-size', '25'], { env });
+    expect(run.stderr).not.toMatch(/defender-forwarder: /);
+    expect(run.code).toBe(0);
+    expect(new Set(hecIds())).toEqual(new Set(first.map((record) => record.id)));
+    expect(hec.events).toHaveLength(120);
+    // One report line per record, and the two bad bodies quarantined with their reasons.
+    // (the array body holds three records, each a number)
+    expect(run.lines).toHaveLength(124);
+    const quarantined = run.lines.filter((line) => line['outcome'] === 'quarantined');
+    expect(quarantined.map((line) => line['input']).sort()).toEqual(['eh:1/60', 'eh:1/61#0', 'eh:1/61#1', 'eh:1/61#2']);
+    const names: string[] = [];
+    for await (const blob of stores.containerClient.listBlobsFlat()) names.push(blob.name);
+    expect(names).toHaveLength(4);
+    // Checkpoints at each partition's last event.
+    expect(await checkpointsOf(checkpoints.containerClient)).toEqual({ '0': 59, '1': 61 });
+    // Accounting: one run.summary per batch, and the run's total last.
+    const summaries = run.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{"') && line.includes('"run.summary"'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    const batches = summaries.filter((summary) => summary['scope'] !== 'run');
+    expect(batches.length).toBeGreaterThanOrEqual(5);
+    expect(batches.every((batch) => batch['host'] === 'standalone' && batch['checkpointed'] === true)).toBe(true);
+    expect(batches.reduce((total, batch) => total + Number(batch['received']), 0)).toBe(124);
+    expect(summaries.at(-1)).toMatchObject({ scope: 'run', received: 124, routed: 120, quarantined: 4, delivered: { splunk: 120 }, quarantinedBy: { 'not-json': 1, 'not-an-object': 3 } });
+
+    // More events; a new instance starts after the checkpoints: nothing is read twice.
+    const more = Array.from({ length: 10 }, (_, n) => alert(1000 + n));
+    hub.append(hubName, '0', more.map((record) => record.body));
+    const second = await cli(['forward', '--from-eventhub', '--rules', rulesFile, '--exit-when-idle', '1', '--report', 'none'], { env });
+    expect(second.code).toBe(0);
+    expect(second.stdout).toBe('');
+    expect(hec.events).toHaveLength(130);
+    expect(hecIds().slice(120).sort()).toEqual(more.map((record) => record.id).sort());
+    expect(await checkpointsOf(checkpoints.containerClient)).toEqual({ '0': 69, '1': 61 });
+  }, 40_000);
+
+  it('refuses what it cannot run, with messages that say what to set, and never echoes the connection string', async () => {
+    const cases: [string[], Record<string, string | undefined>, RegExp][] = [
+      [[], { EVENTHUB_CONSUMER_GROUP: undefined }, /--consumer-group <name> is required/],
+      [[], { EVENTHUB_CONSUMER_GROUP: '$Default' }, /\$Default is shared/],
+      [[], { EVENTHUB_CONNECTION: undefined }, /needs EVENTHUB_CONNECTION/],
+      [[], { FORWARDER_STORAGE_CONNECTION: undefined }, /set FORWARDER_STORAGE_CONNECTION/],
+      [['--input', 'x.json'], {}, /leave out --input/],
+      [['--dry-run'], {}, /for a dry run/],
+      [['--namespace', 'ns.servicebus.windows.net'], { EVENTHUB_NAME: undefined }, /--eventhub <name> is required with --namespace/],
+      [[], { EVENTHUB_CONNECTION: 'Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=s3cret;UseDevelopmentEmulator=true' }, /the Event Hub is not named/],
+      [[], { CHECKPOINT_CONTAINER: 'Bad_Name' }, /--checkpoint-container Bad_Name/],
+    ];
+    for (const [args, overrides, message] of cases) {
+      const run = await cli(['forward', '--from-eventhub', '--rules', rulesFile, ...args], { env: { ...env, ...overrides } });
+      expect(run.code, message.source).toBe(2);
+      expect(run.stderr).toMatch(message);
+      expect(run.stderr).not.toContain('s3cret');
+      expect(run.stderr).not.toContain('AccountKey=');
+    }
+    const noInput = await cli(['forward', '--rules', rulesFile], { env });
+    expect(noInput.code).toBe(2);
+    expect(noInput.stderr).toMatch(/--input <path\.\.\.> .* or --from-eventhub/);
+  });
+
+  it('stops cleanly on SIGTERM: the batch in flight finishes, is checkpointed, and the process exits 0', async () => {
+    hub.append(hubName, '0', Array.from({ length: 40 }, (_, n) => alert(2000 + n).body));
+    const child = spawn(process.execPath, [path.join(root, 'bin/defender-forwarder.js'), 'forward', '--from-eventhub', '--rules', rulesFile, '--report', 'none'], {
+      env: { PATH: process.env['PATH'] ?? '', ...env },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await waitFor(() => hec.events.length >= 40, 15_000);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+    } finally {
+      child.kill('SIGKILL');
+    }
+    expect(stderr).toMatch(/SIGTERM: stopping cleanly/);
+    expect(stderr).toMatch(/"scope":"run"/);
+    expect((await checkpointsOf(checkpoints.containerClient))['0']).toBe(39);
+  }, 30_000);
+});
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error('timed out waiting');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
