@@ -25,3 +25,6 @@ try {
   if (process.env.DEBUG) process.stderr.write(`${error instanceof Error ? error.stack : ''}\n`);
   process.exitCode = 2;
 }
+// The command is done and has closed what it opened. A handle some library leaves behind (an AMQP reconnect
+// timer, a keep-alive socket) must not keep a stopped consumer alive: exit once the loop should have drained.
+setTimeout(() => process.exit(process.exitCode ?? 0), 2000).unref();

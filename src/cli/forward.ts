@@ -12,6 +12,7 @@ import { writeOut, type CliIo } from './io.js';
 import { oneLine, renderSummary, tableHeader, tableRow, type SummaryContext } from './render.js';
 import { PreviewCollector } from './preview.js';
 import { createDelivery } from '../delivery/deliver.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../delivery/retry.js';
 import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { Sink } from '../sinks/sink.js';
 import { EXIT, type ExitCode } from './exit.js';
@@ -57,6 +58,7 @@ export function createRunPipeline(options: PipelineParts, io: CliIo): Pipeline {
         sinks: options.delivery.sinks,
         ledger: options.delivery.ledger,
         deadLetters: options.delivery.deadLetters,
+        policy: deliveryPolicy(io.env),
         ...(options.signal ? { signal: options.signal } : {}),
         retry: {
           onRetry: (event) =>
@@ -75,6 +77,27 @@ export function createRunPipeline(options: PipelineParts, io: CliIo): Pipeline {
     ...(delivery ? { delivery } : {}),
     now: io.now,
   });
+}
+
+/** An environment setting the command line reads is out of range: a usage error (exit 2) naming it. */
+export class InvalidSettingError extends Error {
+  override readonly name = 'InvalidSettingError';
+}
+
+/**
+ * The retry policy of a command-line run: the default, with the time budget per batch and destination from
+ * DELIVERY_BUDGET_SECONDS (5 to 300, as for the Function) when set.
+ *
+ * @throws InvalidSettingError naming the setting when it is out of range.
+ */
+export function deliveryPolicy(env: Readonly<Record<string, string | undefined>>): RetryPolicy {
+  const text = env['DELIVERY_BUDGET_SECONDS']?.trim();
+  if (!text) return DEFAULT_RETRY_POLICY;
+  const seconds = Number(text);
+  if (!Number.isFinite(seconds) || seconds < 5 || seconds > 300) {
+    throw new InvalidSettingError(`DELIVERY_BUDGET_SECONDS=${text}: expected a number of seconds from 5 to 300`);
+  }
+  return { ...DEFAULT_RETRY_POLICY, maxTotalMs: seconds * 1000 };
 }
 
 export async function forwardCommand(options: ForwardOptions, io: CliIo): Promise<ExitCode> {

@@ -135,6 +135,8 @@ describe('forward --from-eventhub', () => {
       [['--namespace', 'ns.servicebus.windows.net'], { EVENTHUB_NAME: undefined }, /--eventhub <name> is required with --namespace/],
       [[], { EVENTHUB_CONNECTION: 'Endpoint=sb://127.0.0.1:1/;SharedAccessKeyName=k;SharedAccessKey=s3cret;UseDevelopmentEmulator=true' }, /the Event Hub is not named/],
       [[], { CHECKPOINT_CONTAINER: 'Bad_Name' }, /--checkpoint-container Bad_Name/],
+      [[], { DELIVERY_BUDGET_SECONDS: '1' }, /DELIVERY_BUDGET_SECONDS=1: expected a number of seconds from 5 to 300/],
+      [[], { FORWARDER_OWNERSHIP_EXPIRY_MS: '5s' }, /FORWARDER_OWNERSHIP_EXPIRY_MS=5s: expected milliseconds/],
     ];
     for (const [args, overrides, message] of cases) {
       const run = await cli(['forward', '--from-eventhub', '--rules', rulesFile, ...args], { env: { ...env, ...overrides } });
