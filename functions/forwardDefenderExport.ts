@@ -10,38 +10,19 @@
  *   back is what keeps records from being lost. The partition waits meanwhile.
  */
 import { app, trigger } from '@azure/functions';
-import { EVENTHUB_CONNECTION_SETTING, readFunctionSettings } from '../src/config/appSettings.js';
+import { EVENTHUB_CONNECTION_SETTING } from '../src/config/appSettings.js';
 import { createEventHubHandler } from '../src/host/eventHubBatch.js';
-import { createDelivery } from '../src/delivery/deliver.js';
-import { DEFAULT_RETRY_POLICY } from '../src/delivery/retry.js';
-import { createHttpClient } from '../src/sinks/http.js';
-import { createSinks } from '../src/sinks/registry.js';
-import { createBlobDeadLetterStore } from '../src/storage/blobDeadLetters.js';
-import { createBlobLedger } from '../src/storage/blobLedger.js';
-import { loadRulesFile } from '../src/routing/load.js';
-import { createBlobQuarantineStore } from '../src/storage/blobQuarantine.js';
+import { functionApp } from '../src/host/functionApp.js';
 
-// Settings and rules are checked when the app starts: a bad setting or a rules file that does not load
-// stops the app from registering (loud in the host's log), instead of failing every batch later.
-// Destinations are built here too: an unset ${ENV} secret or a bad URL is reported at start-up.
-const settings = readFunctionSettings();
-const rules = await loadRulesFile(settings.routesFile);
-const sinks = createSinks(rules, { env: process.env, http: createHttpClient() });
-const connectionString = settings.storageConnectionString;
-// One ledger in blob storage for every instance, retry and re-run: people are notified once.
-const ledger = createBlobLedger({ connectionString, containerName: settings.ledgerContainer });
+// Settings, rules and destinations are checked when the app starts (and shared with the re-drive timer):
+// a problem stops the app from registering, loud in the host's log, instead of failing every batch later.
+const shared = await functionApp();
 
 export const forwardDefenderExport = createEventHubHandler({
-  rules,
-  ledger,
-  quarantine: createBlobQuarantineStore({ connectionString, containerName: settings.quarantineContainer }),
-  delivery: createDelivery({
-    rules,
-    sinks,
-    ledger,
-    deadLetters: createBlobDeadLetterStore({ connectionString, containerName: settings.deadLetterContainer }),
-    policy: { ...DEFAULT_RETRY_POLICY, maxTotalMs: settings.deliveryBudgetMs },
-  }),
+  rules: shared.rules,
+  ledger: shared.ledger,
+  quarantine: shared.quarantine,
+  delivery: shared.delivery,
 });
 
 app.generic('forwardDefenderExport', {

@@ -10,7 +10,7 @@ import { packageRoot } from '../config/packageRoot.js';
 import { loadRulesFile, RulesError } from '../routing/load.js';
 import type { RoutingRules } from '../routing/types.js';
 import { EXIT, type ExitCode } from './exit.js';
-import { forwardCommand, type ReportFormat } from './forward.js';
+import { forwardCommand, InvalidSettingError, type ReportFormat } from './forward.js';
 import { checkpointContainer, forwardFromEventHub } from './forwardEventHub.js';
 import type { EventHubSource } from '../eventhub/consumer.js';
 import { containerNameProblem } from '../storage/blobQuarantine.js';
@@ -22,6 +22,9 @@ import { processIo, type CliIo } from './io.js';
 import { routesLintCommand } from './routesLint.js';
 import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
+import { parseDuration, redriveCommand } from './redrive.js';
+import { statusCommand } from './status.js';
+import { DEFAULT_REDRIVE_MAX_AGE_MS } from '../delivery/redrive.js';
 import { StoreError } from '../storage/storeError.js';
 import { closeHttpClient, createHttpClient } from '../sinks/http.js';
 import { closeSinks, createSinks } from '../sinks/registry.js';
@@ -62,7 +65,7 @@ function parseCount(value: string): number {
 
 /**
  * Load-balancing timings of the standalone consumer, from FORWARDER_LOAD_BALANCING_UPDATE_MS and
- * FORWARDER_OWNERSHIP_EXPIRY_MS (the SDK's defaults, 10 s and 60 s, when unset): a shorter expiry hands a
+ * FORWARDER_OWNERSHIP_EXPIRY_MS (2 s and 30 s when unset): a shorter expiry hands a
  * dead instance's partitions over sooner, at the cost of more ownership writes.
  */
 function loadBalancingFromEnv(env: Readonly<Record<string, string | undefined>>): { loadBalancing?: { updateIntervalInMs?: number; partitionOwnershipExpirationIntervalInMs?: number } } {
@@ -100,6 +103,7 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
     if (
       error instanceof RulesError ||
       error instanceof UsageError ||
+      error instanceof InvalidSettingError ||
       error instanceof InputError ||
       error instanceof StoreError
     ) {
@@ -339,6 +343,34 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
     .action(async (options: { input: string[]; report: 'text' | 'json' }) => {
       setExit(await validateCommand({ inputs: options.input, report: options.report }, io));
+    });
+
+  program
+    .command('redrive')
+    .description('deliver dead letters again, spaced out exponentially, until delivered, found to be duplicates, or expired')
+    .addOption(rulesOption())
+    .option('--state-dir <dir>', 'local state, as for forward (unless $FORWARDER_STORAGE_CONNECTION names a storage account)', '.forwarder-state')
+    .option('--destination <name...>', "only these destinations' letters")
+    .option('--force', 'ignore the spacing between attempts: every letter is due now', false)
+    .option('--max-age <duration>', 'a letter older than this that fails again is moved to expired/ (7d, 12h, 90m)', parseDuration, DEFAULT_REDRIVE_MAX_AGE_MS)
+    .option('--dry-run', 'list what would be re-driven: nothing is sent or changed, no secrets are needed', false)
+    .addOption(new Option('--report <format>', 'per-letter report on stdout').choices(['json', 'table']).default('table'))
+    .addOption(new Option('--summary <format>', 'json: also the run.summary line on stdout, after the report').choices(['text', 'json']).default('text'))
+    .action(
+      async (options: { rules?: string; stateDir: string; destination?: string[]; force: boolean; maxAge: number; dryRun: boolean; report: 'json' | 'table'; summary: 'text' | 'json' }) => {
+        const rules = await loadRules(rulesPath(options.rules));
+        const { destination, maxAge, ...rest } = options;
+        setExit(await redriveCommand({ ...rest, rules, maxAgeMs: maxAge, ...(destination !== undefined ? { destinations: destination } : {}) }, io));
+      },
+    );
+
+  program
+    .command('status')
+    .description('what is waiting: dead letters per destination and reason, expired letters, quarantined records per reason')
+    .option('--state-dir <dir>', 'local state, as for forward (unless $FORWARDER_STORAGE_CONNECTION names a storage account)', '.forwarder-state')
+    .addOption(new Option('--report <format>', 'output format').choices(['text', 'json']).default('text'))
+    .action(async (options: { stateDir: string; report: 'text' | 'json' }) => {
+      setExit(await statusCommand(options, io));
     });
 
   return program;

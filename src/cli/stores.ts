@@ -8,20 +8,25 @@ import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import { createBlobDeadLetterStore } from '../storage/blobDeadLetters.js';
 import { createBlobLedger } from '../storage/blobLedger.js';
-import { createBlobQuarantineStore } from '../storage/blobQuarantine.js';
+import { createBlobQuarantineStore, type QuarantineBacklog } from '../storage/blobQuarantine.js';
+import type { DeadLetterStore } from '../storage/deadLetterStore.js';
 import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
 import { FolderLedger } from '../storage/folderLedger.js';
 import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
+
+/** The CLI's stores: written by `forward`, read (listed, re-driven) by `redrive` and `status`. */
+export interface CliStores {
+  readonly ledger: DeliveryLedger;
+  readonly deadLetters: DeadLetterSink & DeadLetterStore;
+  readonly quarantine: QuarantineSink & QuarantineBacklog;
+}
 
 /**
  * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when
  * FORWARDER_STORAGE_CONNECTION holds a connection string (shared with the Function, so the CLI and the
  * Function never notify twice), else the local state folder.
  */
-export function openStores(
-  stateDir: string,
-  env: Readonly<Record<string, string | undefined>>,
-): { ledger: DeliveryLedger; deadLetters: DeadLetterSink; quarantine: QuarantineSink } {
+export function openStores(stateDir: string, env: Readonly<Record<string, string | undefined>>): CliStores {
   const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
   if (connectionString) {
     // The Function's container settings, so that both share one ledger.

@@ -30,7 +30,22 @@ export interface FunctionSettings {
   readonly ledgerContainer: string;
   /** Time budget for delivering one batch to one destination (`DELIVERY_BUDGET_SECONDS`, default 120). */
   readonly deliveryBudgetMs: number;
+  /**
+   * When the re-drive timer runs (`REDRIVE_SCHEDULE`): an NCRONTAB expression with seconds, default
+   * {@link DEFAULT_REDRIVE_SCHEDULE} (every 5 minutes).
+   */
+  readonly redriveSchedule: string;
+  /** A dead letter older than this that fails again is expired (`REDRIVE_MAX_AGE_HOURS`, default 168: 7 days). */
+  readonly redriveMaxAgeMs: number;
+  /** Spacing after a letter's first failed re-drive, doubling after each (`REDRIVE_MIN_INTERVAL_SECONDS`, default 60). */
+  readonly redriveMinIntervalMs: number;
 }
+
+/** The re-drive timer's schedule when `REDRIVE_SCHEDULE` is not set: every 5 minutes, on the minute. */
+export const DEFAULT_REDRIVE_SCHEDULE = '0 */5 * * * *';
+
+/** NCRONTAB field names, in order, for messages. */
+const NCRONTAB_FIELDS = ['second', 'minute', 'hour', 'day', 'month', 'day-of-week'] as const;
 
 export class SettingsError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -119,6 +134,14 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     problems.push(`DELIVERY_BUDGET_SECONDS must be a number of seconds from 5 to 300 (the function timeout is 10 minutes)`);
   }
 
+  const redriveSchedule = env['REDRIVE_SCHEDULE']?.trim() || DEFAULT_REDRIVE_SCHEDULE;
+  const scheduleProblem = ncrontabProblem(redriveSchedule);
+  if (scheduleProblem !== undefined) problems.push(`REDRIVE_SCHEDULE "${redriveSchedule}" ${scheduleProblem}`);
+  // The widest spacing between two re-drives of a letter is 6 hours (DEFAULT_REDRIVE_MAX_INTERVAL_MS): the
+  // first spacing cannot be wider.
+  const redriveMaxAgeHours = numberSetting(env, 'REDRIVE_MAX_AGE_HOURS', 168, 1, 8_760, 'hours', 'a year', problems);
+  const redriveMinIntervalSeconds = numberSetting(env, 'REDRIVE_MIN_INTERVAL_SECONDS', 60, 1, 21_600, 'seconds', 'the widest spacing, 6 hours', problems);
+
   if (problems.length > 0) throw new SettingsError(problems);
   return Object.freeze({
     eventHubName,
@@ -130,7 +153,36 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     deadLetterContainer,
     ledgerContainer,
     deliveryBudgetMs: Math.round(budgetSeconds * 1000),
+    redriveSchedule,
+    redriveMaxAgeMs: Math.round(redriveMaxAgeHours * 3_600_000),
+    redriveMinIntervalMs: Math.round(redriveMinIntervalSeconds * 1000),
   });
+}
+
+/** A number setting from `min` to `max` (`maxMeaning` says why the limit), or `fallback` when unset. */
+function numberSetting(env: Env, name: string, fallback: number, min: number, max: number, unit: string, maxMeaning: string, problems: string[]): number {
+  const text = env[name]?.trim();
+  if (!text) return fallback;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < min || value > max) {
+    problems.push(`${name} must be a number of ${unit} from ${min} to ${max} (${maxMeaning}); it is "${text}"`);
+    return fallback;
+  }
+  return value;
+}
+
+/**
+ * Why `expression` is not a timer schedule the Functions host accepts, or undefined: six fields
+ * (NCRONTAB with seconds), each digits, names (`MON`, `JAN`), `*`, `/`, `,` and `-` only.
+ */
+export function ncrontabProblem(expression: string): string | undefined {
+  const fields = expression.split(/\s+/);
+  if (fields.length !== NCRONTAB_FIELDS.length) {
+    return `must be an NCRONTAB expression with six fields (${NCRONTAB_FIELDS.join(' ')}), such as "${DEFAULT_REDRIVE_SCHEDULE}"; it has ${fields.length}`;
+  }
+  const bad = fields.findIndex((field) => !/^[0-9A-Za-z*/,-]+$/.test(field) || /^[/,-]|[/,-]$/.test(field));
+  if (bad === -1) return undefined;
+  return `has a malformed ${NCRONTAB_FIELDS[bad]} field "${fields[bad]}": use digits, names, *, / (step), , (list) and - (range)`;
 }
 
 /** Whether the storage SDK accepts the connection string (it parses; nothing is sent). */

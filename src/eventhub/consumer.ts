@@ -106,6 +106,10 @@ export interface PartitionState {
 }
 
 const DEFAULT_MAX_BATCH_SIZE = 100;
+/** How often an instance renews its partitions and claims or steals one (the SDK's default is 10 s). */
+export const DEFAULT_UPDATE_INTERVAL_MS = 2000;
+/** How long an instance that stopped renewing keeps its partitions (the SDK's default, 60 s, halved). */
+export const DEFAULT_OWNERSHIP_EXPIRY_MS = 30_000;
 const DEFAULT_MAX_WAIT_SECONDS = 1;
 const DEFAULT_STORE_RETRY_INITIAL_MS = 1000;
 const DEFAULT_STORE_RETRY_MAX_MS = 30_000;
@@ -133,7 +137,7 @@ export class StandaloneConsumer {
     };
     // Greedy: an instance claims every partition it may in one pass (its fair share when others run), instead
     // of one partition per update interval (10 s by default), so a lone instance starts on the whole hub at once.
-    const clientOptions = { loadBalancingOptions: { strategy: 'greedy' as const, ...balancing } };
+    const clientOptions = { loadBalancingOptions: { strategy: 'balanced' as const, ...balancing } };
     const source = options.source;
     this.#client =
       'connectionString' in source

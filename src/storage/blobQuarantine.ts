@@ -52,6 +52,13 @@ export interface QuarantineBlobLike {
   upload(body: Buffer, contentLength: number, options: QuarantineUploadOptions): Promise<unknown>;
 }
 
+/** One blob of a listing, as the SDK's `BlobItem` has it. */
+export interface QuarantineBlobItemLike {
+  readonly name: string;
+  readonly properties: { readonly createdOn?: Date; readonly lastModified: Date };
+  readonly metadata?: Record<string, string>;
+}
+
 /** The part of a `ContainerClient` the store uses; a `ContainerClient` satisfies it. */
 export interface QuarantineContainerLike {
   readonly containerName: string;
@@ -60,6 +67,26 @@ export interface QuarantineContainerLike {
   getBlockBlobClient(blobName: string): QuarantineBlobLike;
   /** When present, called once before the first write (see {@link BlobQuarantineStoreOptions}). */
   createIfNotExists?(): Promise<unknown>;
+  /** Needed by {@link BlobQuarantineStore.list} only. */
+  listBlobsFlat?(options: { includeMetadata: boolean }): AsyncIterable<QuarantineBlobItemLike>;
+}
+
+/** One quarantined record as a listing shows it, without its document. */
+export interface QuarantineListing {
+  /** Store-relative name (`2025/01/31/0-1234.json`). */
+  readonly name: string;
+  /** The reason code (`not-json`, `schema`...); `unknown` when the store cannot tell. */
+  readonly code: string;
+  /** When it was quarantined, as near as the store can tell without reading the document. */
+  readonly quarantinedAt: Date | undefined;
+}
+
+/** A quarantine that can be listed (for `status`). */
+export interface QuarantineBacklog {
+  /** `container "quarantine"` or `folder "/path"`. */
+  readonly location: string;
+  /** Every quarantined record; a store that does not exist yet lists nothing. */
+  list(): AsyncIterable<QuarantineListing>;
 }
 
 export interface BlobQuarantineStoreOptions {
@@ -72,7 +99,7 @@ export interface BlobQuarantineStoreOptions {
 }
 
 /** Keeps quarantined records as JSON blobs. See the module comment for names and failure behaviour. */
-export class BlobQuarantineStore implements QuarantineSink {
+export class BlobQuarantineStore implements QuarantineSink, QuarantineBacklog {
   readonly #container: QuarantineContainerLike;
   readonly #createContainer: boolean;
   #containerReady: Promise<void> | undefined;
@@ -85,6 +112,35 @@ export class BlobQuarantineStore implements QuarantineSink {
   /** The container's name. */
   get containerName(): string {
     return this.#container.containerName;
+  }
+
+  /** `container "<name>"`. */
+  get location(): string {
+    return `container "${this.#container.containerName}"`;
+  }
+
+  /**
+   * Lists the quarantine from names and metadata (`code`), no document downloaded; the time is the blob's
+   * creation time. A container that does not exist yet lists nothing; any other failure rejects with a
+   * {@link QuarantineStoreError}.
+   */
+  async *list(): AsyncGenerator<QuarantineListing> {
+    const listBlobsFlat = this.#container.listBlobsFlat;
+    if (listBlobsFlat === undefined) throw new TypeError('this quarantine container cannot be listed (no listBlobsFlat)');
+    const items = listBlobsFlat.call(this.#container, { includeMetadata: true })[Symbol.asyncIterator]();
+    for (;;) {
+      let step: IteratorResult<QuarantineBlobItemLike>;
+      try {
+        step = await items.next();
+      } catch (error: unknown) {
+        if (failureFacts(error).statusCode === 404) return; // no container yet: nothing was quarantined
+        throw this.#storeError('cannot list the container', '', error, 'request');
+      }
+      if (step.done === true) return;
+      const { name, properties, metadata } = step.value;
+      if (!name.endsWith('.json')) continue;
+      yield { name, code: metadata?.['code'] ?? 'unknown', quarantinedAt: properties.createdOn ?? properties.lastModified };
+    }
   }
 
   /**
@@ -119,14 +175,14 @@ export class BlobQuarantineStore implements QuarantineSink {
     return this.#containerReady;
   }
 
-  #storeError(what: string, blobName: string, error: unknown): QuarantineStoreError {
+  #storeError(what: string, blobName: string, error: unknown, refused: 'write' | 'request' = 'write'): QuarantineStoreError {
     const facts = failureFacts(error);
     const store = `container "${this.#container.containerName}"`;
     const where = this.#container.url !== undefined ? ` at ${withoutQuery(this.#container.url)}` : '';
     const unreachable = facts.statusCode === undefined;
     const message = unreachable
       ? `quarantine store unreachable: ${store}${where}: ${what}: ${facts.message}`
-      : `quarantine store refused the write: ${store}${where}: ${what}: HTTP ${facts.statusCode}` +
+      : `quarantine store refused the ${refused}: ${store}${where}: ${what}: HTTP ${facts.statusCode}` +
         `${facts.code !== undefined ? ` ${facts.code}` : ''}: ${facts.message}`;
     return new QuarantineStoreError(message, store, blobName, unreachable, error);
   }

@@ -253,3 +253,49 @@ describe('BlobQuarantineStore against Azurite', () => {
     expect(await listNames(container.containerClient)).toEqual(['2025/01/01/12-9.json']);
   });
 });
+
+describe('BlobQuarantineStore listing (for status), against Azurite', () => {
+  let container: TestContainer;
+
+  beforeEach(async () => {
+    container = await createTestContainer(connectionString, 'quarantine-list');
+  });
+
+  afterEach(async () => {
+    await container.dispose();
+  });
+
+  it('lists every entry with its code and time from the listing alone', async () => {
+    const store = new BlobQuarantineStore(container.containerClient);
+    expect(store.location).toBe(`container "${container.containerName}"`);
+    const before = Date.now();
+    await store.put(eventHubEntry());
+    await store.put(eventHubEntry({ input: 'eh:3/1235', code: 'not-json', kind: null, metadata: { partitionId: '3', sequenceNumber: 1235 } }));
+    const listed: { name: string; code: string; quarantinedAt: Date | undefined }[] = [];
+    for await (const entry of store.list()) listed.push(entry);
+    expect(listed.map(({ name, code }) => ({ name, code }))).toEqual([
+      { name: '2025/03/04/3-1234.json', code: 'schema' },
+      { name: '2025/03/05/3-1235.json', code: 'not-json' },
+    ]);
+    // The blob's creation time (Azurite's clock, this machine's): no document is downloaded.
+    for (const entry of listed) expect(Math.abs((entry.quarantinedAt?.getTime() ?? 0) - before)).toBeLessThan(60_000);
+  });
+
+  it('lists nothing for a container not created yet, and fails naming the container when unreachable', async () => {
+    const absent = createBlobQuarantineStore({ connectionString, containerName: randomContainerName('absent'), retryOptions: FAST_RETRIES });
+    const names: string[] = [];
+    for await (const entry of absent.list()) names.push(entry.name);
+    expect(names).toEqual([]);
+
+    const port = await closedPort();
+    const unreachable = createBlobQuarantineStore({ connectionString: devConnectionString(`http://127.0.0.1:${port}/${DEV_ACCOUNT_NAME}`), retryOptions: FAST_RETRIES });
+    const failure = await (async () => {
+      for await (const entry of unreachable.list()) names.push(entry.name);
+    })().then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(QuarantineStoreError);
+    expect((failure as QuarantineStoreError).message).toMatch(/^quarantine store unreachable: container "quarantine" at http:\/\/127\.0\.0\.1:\d+\/devstoreaccount1\/quarantine: cannot list the container: /);
+  });
+});

@@ -173,3 +173,39 @@ describe('quarantine names', () => {
     });
   });
 });
+
+describe('FolderQuarantineStore listing (for status)', () => {
+  let root: string;
+
+  beforeEach(async () => {
+    root = await mkdtemp(path.join(tmpdir(), 'quarantine-list-'));
+  });
+
+  afterEach(async () => {
+    await rm(root, { recursive: true, force: true });
+  });
+
+  it('lists every document with its code and quarantine time; an unreadable one with code unknown', async () => {
+    const store = new FolderQuarantineStore(path.join(root, 'q'));
+    const listAll = async (): Promise<{ name: string; code: string; quarantinedAt: Date | undefined }[]> => {
+      const listed: { name: string; code: string; quarantinedAt: Date | undefined }[] = [];
+      for await (const entry of store.list()) listed.push(entry);
+      return listed;
+    };
+    expect(await listAll()).toEqual([]); // no folder yet
+    expect(store.location).toBe(`folder "${path.join(root, 'q')}"`);
+    await store.put(fileEntry());
+    await store.put(fileEntry({ input: 'samples/other.json', code: 'schema', kind: 'alert', quarantinedAt: '2025-07-09T00:00:00.000Z' }));
+    await writeFile(path.join(root, 'q', '2025', '07', '08', 'hand-edited.json'), '{ not json');
+    await writeFile(path.join(root, 'q', '2025', '07', '08', 'notes.txt'), 'not a document');
+    const listed = await listAll();
+    expect(listed).toHaveLength(3);
+    expect(listed.find((entry) => entry.name === quarantineBlobName(fileEntry()))).toEqual({
+      name: quarantineBlobName(fileEntry()),
+      code: 'not-json',
+      quarantinedAt: new Date('2025-07-08T09:10:11.000Z'),
+    });
+    expect(listed.find((entry) => entry.code === 'schema')?.quarantinedAt).toEqual(new Date('2025-07-09T00:00:00.000Z'));
+    expect(listed.find((entry) => entry.name === '2025/07/08/hand-edited.json')).toMatchObject({ code: 'unknown', quarantinedAt: expect.any(Date) });
+  });
+});

@@ -1,12 +1,12 @@
 /**
  * The Event Hub function's registration as the host receives it, captured through the functions-core shim,
- * and the app settings it validates at start-up.
+ * and the app settings the app validates at start-up (the re-drive timer's: redriveRegistration.test.ts).
  */
 import { InvocationContext } from '@azure/functions';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
-import { readFunctionSettings, SettingsError } from '../../src/config/appSettings.js';
+import { ncrontabProblem, readFunctionSettings, SettingsError } from '../../src/config/appSettings.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -144,6 +144,32 @@ describe('app settings', () => {
     expect(() => readFunctionSettings(env)).toThrow(/AzureWebJobsStorage cannot be read as a storage connection string/);
     expect(() => readFunctionSettings(env)).not.toThrow(/secretsig/);
     expect(() => readFunctionSettings({ ...GOOD_ENV, EVENTHUB_CONSUMER_GROUP: '$default' })).toThrow(/is \$Default/);
+  });
+
+  it('reads the re-drive settings, with their defaults', () => {
+    expect(readFunctionSettings(GOOD_ENV)).toMatchObject({ redriveSchedule: '0 */5 * * * *', redriveMaxAgeMs: 7 * 24 * 3_600_000, redriveMinIntervalMs: 60_000 });
+    expect(
+      readFunctionSettings({ ...GOOD_ENV, REDRIVE_SCHEDULE: ' 0 0 */2 * * MON-FRI ', REDRIVE_MAX_AGE_HOURS: '36', REDRIVE_MIN_INTERVAL_SECONDS: '1.5' }),
+    ).toMatchObject({ redriveSchedule: '0 0 */2 * * MON-FRI', redriveMaxAgeMs: 36 * 3_600_000, redriveMinIntervalMs: 1_500 });
+  });
+
+  it('refuses re-drive settings out of range or malformed, naming each', () => {
+    let error: unknown;
+    try {
+      readFunctionSettings({ ...GOOD_ENV, REDRIVE_SCHEDULE: '0 */5 * * *', REDRIVE_MAX_AGE_HOURS: '0', REDRIVE_MIN_INTERVAL_SECONDS: 'soon' });
+    } catch (caught) {
+      error = caught;
+    }
+    expect(error).toBeInstanceOf(SettingsError);
+    expect((error as SettingsError).problems).toEqual([
+      'REDRIVE_SCHEDULE "0 */5 * * *" must be an NCRONTAB expression with six fields (second minute hour day month day-of-week), such as "0 */5 * * * *"; it has 5',
+      'REDRIVE_MAX_AGE_HOURS must be a number of hours from 1 to 8760 (a year); it is "0"',
+      'REDRIVE_MIN_INTERVAL_SECONDS must be a number of seconds from 1 to 21600 (the widest spacing, 6 hours); it is "soon"',
+    ]);
+    expect(ncrontabProblem('0 */5 * * * *')).toBeUndefined();
+    expect(ncrontabProblem('0 */5 * * * ;rm')).toBe('has a malformed day-of-week field ";rm": use digits, names, *, / (step), , (list) and - (range)');
+    expect(ncrontabProblem('0 5/ * * * *')).toMatch(/^has a malformed minute field "5\/"/);
+    expect(() => readFunctionSettings({ ...GOOD_ENV, REDRIVE_MIN_INTERVAL_SECONDS: '86400' })).toThrow(/REDRIVE_MIN_INTERVAL_SECONDS must be a number of seconds from 1 to 21600/);
   });
 
   it('names every problem at once, and never echoes a secret', () => {
