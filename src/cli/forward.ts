@@ -15,7 +15,7 @@ import { createDelivery } from '../delivery/deliver.js';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../delivery/retry.js';
 import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { Sink } from '../sinks/sink.js';
-import { EXIT, type ExitCode } from './exit.js';
+import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
 
 /** Per-record report on stdout: JSON lines, a table, or none (a long-running consumer logs summaries only). */
 export type ReportFormat = 'json' | 'table' | 'none';
@@ -77,11 +77,6 @@ export function createRunPipeline(options: PipelineParts, io: CliIo): Pipeline {
     ...(delivery ? { delivery } : {}),
     now: io.now,
   });
-}
-
-/** An environment setting the command line reads is out of range: a usage error (exit 2) naming it. */
-export class InvalidSettingError extends Error {
-  override readonly name = 'InvalidSettingError';
 }
 
 /**

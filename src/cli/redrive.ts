@@ -13,7 +13,7 @@ import { closeHttpClient, createHttpClient } from '../sinks/http.js';
 import { closeSinks, createSinks } from '../sinks/registry.js';
 import { SinkConfigError } from '../sinks/settings.js';
 import type { Sink } from '../sinks/sink.js';
-import { EXIT, type ExitCode } from './exit.js';
+import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
 import { writeOut, type CliIo } from './io.js';
 import { Progress } from './progress.js';
 import { oneLine } from './render.js';
@@ -64,7 +64,7 @@ export async function redriveCommand(options: RedriveCommandOptions, io: CliIo):
     if (!options.dryRun) sinks = createSinks(options.rules, { env: io.env, http });
   } catch (error) {
     closeHttpClient(http);
-    if (error instanceof SinkConfigError || error instanceof RangeError) {
+    if (error instanceof SinkConfigError || error instanceof InvalidSettingError) {
       io.stderr.write(`defender-forwarder: ${error.message}\n`);
       return EXIT.usage;
     }

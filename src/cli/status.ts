@@ -7,7 +7,7 @@
 import { isRedriveDue } from '../delivery/redrive.js';
 import type { QuarantineBacklog } from '../storage/blobQuarantine.js';
 import type { DeadLetterListing, DeadLetterStore } from '../storage/deadLetterStore.js';
-import { EXIT, type ExitCode } from './exit.js';
+import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
 import { writeOut, type CliIo } from './io.js';
 import { openStores, type CliStores } from './stores.js';
 
@@ -49,7 +49,7 @@ export async function statusCommand(options: StatusCommandOptions, io: CliIo): P
   try {
     stores = openStores(options.stateDir, io.env);
   } catch (error) {
-    if (!(error instanceof RangeError)) throw error;
+    if (!(error instanceof InvalidSettingError)) throw error;
     io.stderr.write(`defender-forwarder: ${error.message}\n`);
     return EXIT.usage;
   }

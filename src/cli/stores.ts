@@ -8,7 +8,8 @@ import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import { createBlobDeadLetterStore } from '../storage/blobDeadLetters.js';
 import { createBlobLedger } from '../storage/blobLedger.js';
-import { createBlobQuarantineStore, type QuarantineBacklog } from '../storage/blobQuarantine.js';
+import { containerNameProblem, createBlobQuarantineStore, type QuarantineBacklog } from '../storage/blobQuarantine.js';
+import { InvalidSettingError } from './exit.js';
 import type { DeadLetterStore } from '../storage/deadLetterStore.js';
 import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
 import { FolderLedger } from '../storage/folderLedger.js';
@@ -25,6 +26,8 @@ export interface CliStores {
  * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when
  * FORWARDER_STORAGE_CONNECTION holds a connection string (shared with the Function, so the CLI and the
  * Function never notify twice), else the local state folder.
+ *
+ * @throws InvalidSettingError when a container setting is not a valid container name.
  */
 export function openStores(stateDir: string, env: Readonly<Record<string, string | undefined>>): CliStores {
   const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
@@ -32,6 +35,8 @@ export function openStores(stateDir: string, env: Readonly<Record<string, string
     // The Function's container settings, so that both share one ledger.
     const container = (setting: string): { containerName?: string } => {
       const name = env[setting]?.trim();
+      const problem = name ? containerNameProblem(name) : undefined;
+      if (problem) throw new InvalidSettingError(`${setting}=${name ?? ''}: ${problem}`);
       return name ? { containerName: name } : {};
     };
     return {

@@ -145,6 +145,12 @@ describe('forward --from-eventhub', () => {
       expect(run.stderr).not.toContain('s3cret');
       expect(run.stderr).not.toContain('AccountKey=');
     }
+    // The stores' container settings are checked for every command that opens them.
+    for (const command of [['forward', '--input', rulesFile], ['redrive'], ['status']]) {
+      const badContainer = await cli([...command, '--rules', rulesFile].slice(0, command[0] === 'status' ? 1 : undefined), { env: { ...env, LEDGER_CONTAINER: 'Bad_Name' } });
+      expect(badContainer.code, command[0]).toBe(2);
+      expect(badContainer.stderr).toMatch(/LEDGER_CONTAINER=Bad_Name: /);
+    }
     const noInput = await cli(['forward', '--rules', rulesFile], { env });
     expect(noInput.code).toBe(2);
     expect(noInput.stderr).toMatch(/--input <path\.\.\.> .* or --from-eventhub/);
