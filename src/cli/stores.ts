@@ -8,8 +8,10 @@ import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
 import { createBlobDeadLetterStore } from '../storage/blobDeadLetters.js';
 import { createBlobLedger } from '../storage/blobLedger.js';
+import { rememberUnconfirmed } from '../delivery/unconfirmed.js';
 import { containerNameProblem, createBlobQuarantineStore, type QuarantineBacklog } from '../storage/blobQuarantine.js';
 import { InvalidSettingError } from './exit.js';
+import { readLedgerLeaseSeconds } from '../config/appSettings.js';
 import type { DeadLetterStore } from '../storage/deadLetterStore.js';
 import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
 import { FolderLedger } from '../storage/folderLedger.js';
@@ -30,6 +32,9 @@ export interface CliStores {
  * @throws InvalidSettingError when a container setting is not a valid container name.
  */
 export function openStores(stateDir: string, env: Readonly<Record<string, string | undefined>>): CliStores {
+  const problems: string[] = [];
+  const leaseMs = readLedgerLeaseSeconds(env, problems) * 1000;
+  if (problems[0] !== undefined) throw new InvalidSettingError(problems[0]);
   const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
   if (connectionString) {
     // The Function's container settings, so that both share one ledger.
@@ -40,13 +45,13 @@ export function openStores(stateDir: string, env: Readonly<Record<string, string
       return name ? { containerName: name } : {};
     };
     return {
-      ledger: createBlobLedger({ connectionString, ...container('LEDGER_CONTAINER') }),
+      ledger: rememberUnconfirmed(createBlobLedger({ connectionString, leaseMs, ...container('LEDGER_CONTAINER') })),
       deadLetters: createBlobDeadLetterStore({ connectionString, ...container('DEADLETTER_CONTAINER') }),
       quarantine: createBlobQuarantineStore({ connectionString, ...container('QUARANTINE_CONTAINER') }),
     };
   }
   return {
-    ledger: new FolderLedger(stateDir),
+    ledger: rememberUnconfirmed(new FolderLedger(stateDir, { leaseMs })),
     deadLetters: new FolderDeadLetterStore(stateDir),
     quarantine: new FolderQuarantineStore(path.join(stateDir, 'quarantine')),
   };

@@ -31,6 +31,11 @@ export interface FunctionSettings {
   /** Time budget for delivering one batch to one destination (`DELIVERY_BUDGET_SECONDS`, default 120). */
   readonly deliveryBudgetMs: number;
   /**
+   * How long a notification claim of a run that stopped (a crash, a kill) blocks that notification before
+   * another run may send it (`LEDGER_LEASE_SECONDS`, default 600). Longer than any delivery can take.
+   */
+  readonly ledgerLeaseMs: number;
+  /**
    * When the re-drive timer runs (`REDRIVE_SCHEDULE`): an NCRONTAB expression with seconds, default
    * {@link DEFAULT_REDRIVE_SCHEDULE} (every 5 minutes).
    */
@@ -142,8 +147,11 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
   const redriveMaxAgeHours = numberSetting(env, 'REDRIVE_MAX_AGE_HOURS', 168, 1, 8_760, 'hours', 'a year', problems);
   const redriveMinIntervalSeconds = numberSetting(env, 'REDRIVE_MIN_INTERVAL_SECONDS', 60, 1, 21_600, 'seconds', 'the widest spacing, 6 hours', problems);
 
+  const ledgerLeaseSeconds = readLedgerLeaseSeconds(env, problems);
+
   if (problems.length > 0) throw new SettingsError(problems);
   return Object.freeze({
+    ledgerLeaseMs: ledgerLeaseSeconds * 1000,
     eventHubName,
     consumerGroup,
     eventHubConnection,
@@ -160,6 +168,14 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
 }
 
 /** A number setting from `min` to `max` (`maxMeaning` says why the limit), or `fallback` when unset. */
+/**
+ * `LEDGER_LEASE_SECONDS` (10 to 86,400, default 600), read by the Function and the command line alike; a
+ * problem is added to `problems`.
+ */
+export function readLedgerLeaseSeconds(env: Env, problems: string[]): number {
+  return numberSetting(env, 'LEDGER_LEASE_SECONDS', 600, 10, 86_400, 'seconds', 'a day', problems);
+}
+
 function numberSetting(env: Env, name: string, fallback: number, min: number, max: number, unit: string, maxMeaning: string, problems: string[]): number {
   const text = env[name]?.trim();
   if (!text) return fallback;

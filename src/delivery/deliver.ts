@@ -66,11 +66,16 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         }
       });
 
+      // A notification is confirmed in the ledger the moment its destination accepts it, while the rest of
+      // the batch is still being delivered: a run that dies mid-batch then leaves as few delivered-but-
+      // unconfirmed notifications as possible (each would be sent again once its claim's lease passed).
+      const confirmations: Promise<void>[] = [];
       const outcomes = await Promise.all(
         [...byDestination].map(async ([name, entries]) => {
           const sink = options.sinks.get(name);
           if (!sink) throw new Error(`no sink for destination "${name}"`);
           const limiter = limiters.get(name) ?? new Limiter(1);
+          const deduped = options.rules.destinations.get(name)?.dedupe === true;
           const itemOutcomes = await deliverWithRetry(
             sink,
             entries.map((entry) => entry.item),
@@ -80,6 +85,18 @@ export function createDelivery(options: DeliveryOptions): Delivery {
               limiter,
               ...(options.signal ? { signal: options.signal } : {}),
               ...(hooks?.onRetry ? { onRetry: hooks.onRetry } : {}),
+              ...(deduped
+                ? {
+                    onDelivered: (index: number) => {
+                      const entry = entries[index];
+                      if (!entry) return;
+                      const confirmation = options.ledger.confirm(dedupeKey(name, entry.item.finding));
+                      // Settled below with the rest; handled now so that an early failure is not "unhandled".
+                      confirmation.catch(() => undefined);
+                      confirmations.push(confirmation);
+                    },
+                  }
+                : {}),
             },
           );
           return { name, sink, entries, itemOutcomes };
@@ -102,7 +119,6 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           configuration: letter.error.configuration,
         });
       };
-      const confirms: string[] = [];
       const releases: string[] = [];
       const letters: DeadLetter[] = [];
       for (const { name, sink, entries, itemOutcomes } of outcomes) {
@@ -112,8 +128,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
           if (!entry || !outcome) continue;
           const key = options.rules.destinations.get(name)?.dedupe ? dedupeKey(name, entry.item.finding) : undefined;
           if (outcome.delivered) {
-            add(delivered, entry.result, name);
-            if (key) confirms.push(key);
+            add(delivered, entry.result, name); // its confirmation is already under way
             continue;
           }
           add(deadLettered, entry.result, name);
@@ -154,7 +169,7 @@ export function createDelivery(options: DeliveryOptions): Delivery {
         ),
       );
       const storeFailure = written.find((result): result is PromiseRejectedResult => result.status === 'rejected');
-      const ledgerWrites = [...confirms.map((key) => options.ledger.confirm(key)), ...releases.map((key) => options.ledger.release(key))];
+      const ledgerWrites = [...confirmations, ...releases.map((key) => options.ledger.release(key))];
       const settled = await Promise.allSettled(ledgerWrites);
       if (storeFailure) throw storeFailure.reason;
       const ledgerFailure = settled.find((result): result is PromiseRejectedResult => result.status === 'rejected');

@@ -46,6 +46,11 @@ export interface RetryDependencies {
   readonly random?: () => number;
   /** Told before each wait, for logs and counters. */
   readonly onRetry?: (event: { sink: string; attempt: number; items: number; delayMs: number; reason: string }) => void;
+  /**
+   * Told as soon as the destination accepted an item (its index in `items`), before the other items are
+   * done: the notification ledger is written right after each acknowledgment, not after the whole batch.
+   */
+  readonly onDelivered?: (index: number) => void;
 }
 
 /** Backoff ceiling for the n-th retry (1-based): base * 2^(n-1), capped; full jitter picks below it. */
@@ -83,7 +88,7 @@ export async function deliverWithRetry(
 
   const deadlineMs = startedMs + policy.maxTotalMs;
   for (let round = 1; pending.length > 0; round++) {
-    const results = await attemptAll(sink, pending, limiter, dependencies.signal, now, deadlineMs);
+    const results = await attemptAll(sink, pending, limiter, dependencies.signal, now, deadlineMs, dependencies.onDelivered);
     const retry: Pending[] = [];
     let retryAfterMs = 0;
     for (const { entry, error } of results) {
@@ -131,6 +136,7 @@ async function attemptAll(
   signal: AbortSignal | undefined,
   now: () => number,
   deadlineMs: number,
+  onDelivered: ((index: number) => void) | undefined,
 ): Promise<{ entry: Pending; error: DeliveryError | undefined }[]> {
   const chunks: Pending[][] = [];
   for (let i = 0; i < pending.length; i += Math.max(1, sink.maxBatchItems)) chunks.push(pending.slice(i, i + Math.max(1, sink.maxBatchItems)));
@@ -160,6 +166,7 @@ async function attemptAll(
             if (result === undefined) {
               return { entry, error: new DeliveryError(`${sink.name}: no result for this record (sink defect)`, { reason: 'sink-result-missing', retryable: true }) };
             }
+            if (result.ok) onDelivered?.(entry.index);
             return { entry, error: result.ok ? undefined : result.error };
           });
         } catch (error) {

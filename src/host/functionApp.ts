@@ -14,7 +14,9 @@ import { createHttpClient } from '../sinks/http.js';
 import { createSinks } from '../sinks/registry.js';
 import type { Sink } from '../sinks/sink.js';
 import { createBlobDeadLetterStore, type BlobDeadLetterStore } from '../storage/blobDeadLetters.js';
-import { createBlobLedger, type BlobLedger } from '../storage/blobLedger.js';
+import { createBlobLedger } from '../storage/blobLedger.js';
+import type { DeliveryLedger } from '../delivery/contracts.js';
+import { rememberUnconfirmed } from '../delivery/unconfirmed.js';
 import { createBlobQuarantineStore, type BlobQuarantineStore } from '../storage/blobQuarantine.js';
 
 export interface FunctionApp {
@@ -22,7 +24,7 @@ export interface FunctionApp {
   readonly rules: RoutingRules;
   readonly sinks: ReadonlyMap<string, Sink>;
   /** One ledger in blob storage for every instance, retry, re-run and re-drive: people are notified once. */
-  readonly ledger: BlobLedger;
+  readonly ledger: DeliveryLedger;
   readonly quarantine: BlobQuarantineStore;
   readonly deadLetters: BlobDeadLetterStore;
   /** The Event Hub function's delivery (its retry policy has the settings' time budget). */
@@ -40,7 +42,9 @@ export async function createFunctionApp(env: Readonly<Record<string, string | un
   const rules = await loadRulesFile(settings.routesFile);
   const sinks = createSinks(rules, { env, http: createHttpClient() });
   const connectionString = settings.storageConnectionString;
-  const ledger = createBlobLedger({ connectionString, containerName: settings.ledgerContainer });
+  // Shared by the pipeline (claims) and delivery (confirms): a confirmation lost to a store outage is
+  // completed, not re-sent, when the host runs the batch again.
+  const ledger = rememberUnconfirmed(createBlobLedger({ connectionString, containerName: settings.ledgerContainer, leaseMs: settings.ledgerLeaseMs }));
   const deadLetters = createBlobDeadLetterStore({ connectionString, containerName: settings.deadLetterContainer });
   return {
     settings,

@@ -274,4 +274,61 @@ describe('delivery through the Event Hub handler', () => {
     expect(smtp.messages.length).toBe(mailsAfterFirst);
     expect(teams.messages).toHaveLength(1);
   });
+
+  it('confirms a notification in the ledger as soon as Teams accepts it, while HEC is still being retried', async () => {
+    const { dedupeKey } = await import('../../src/routing/dedupe.js');
+    const { ledgerBlobName } = await import('../../src/storage/ledgerEntry.js');
+    const [inspected] = (await import('../../src/pipeline/run.js')).inspectEnvelope({ input: 'x', body: JSON.stringify(highAlert('early-1')) });
+    if (!inspected?.ok) throw new Error('fixture rejected');
+    hec.script({ fail: 'busy', retryAfter: '2' });
+    const running = instance()([JSON.stringify(highAlert('early-1'))], context('8', 1, 1));
+    const entry = ledgerContainer.containerClient.getBlobClient(ledgerBlobName(dedupeKey('teams', inspected.finding)));
+    const deadline = Date.now() + 1500;
+    let state: string | undefined;
+    while (Date.now() < deadline && state !== 'sent') {
+      state = (await entry.exists()) ? (await entry.getProperties()).metadata?.['state'] : undefined;
+      if (state !== 'sent') await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    // Sent and confirmed while Splunk waits out its Retry-After: a crash now would not notify again.
+    expect(state).toBe('sent');
+    expect(teams.messages).toHaveLength(1);
+    expect(hec.events).toHaveLength(0);
+    const summary = await running;
+    expect(summary.delivered).toMatchObject({ splunk: 1, teams: 1, email: 1 });
+  });
+
+  it('a confirmation lost to a store outage is completed, not re-sent, when the batch runs again', async () => {
+    const { rememberUnconfirmed } = await import('../../src/delivery/unconfirmed.js');
+    const blobLedger = createBlobLedger({ connectionString, containerName: ledgerContainer.containerName });
+    let failConfirms = 2; // the store is down for the Teams and email confirmations of the first run
+    const flaky: typeof blobLedger = Object.assign(Object.create(blobLedger) as typeof blobLedger, {
+      claimOutcome: (key: string) => blobLedger.claimOutcome(key),
+      claim: (key: string) => blobLedger.claim(key),
+      release: (key: string) => blobLedger.release(key),
+      confirm: async (key: string) => {
+        if (failConfirms-- > 0) throw new Error('ledger store unreachable (test)');
+        return blobLedger.confirm(key);
+      },
+    });
+    const ledger = rememberUnconfirmed(flaky);
+    const sinks = createSinks(RULES, { env: { HEC_URL: hec.url, HEC_TOKEN: TOKEN, TEAMS_URL: teams.url, SMTP_URL: `smtp://127.0.0.1:${smtp.port}` }, http });
+    openSinks.push(sinks);
+    const handler = createEventHubHandler({
+      rules: RULES,
+      ledger,
+      quarantine: createBlobQuarantineStore({ connectionString, containerName: quarantineContainer.containerName }),
+      delivery: createDelivery({ rules: RULES, sinks, ledger, deadLetters: createBlobDeadLetterStore({ connectionString, containerName: deadLetterContainer.containerName }), policy: FAST }),
+    });
+    const batch = [JSON.stringify(highAlert('lost-confirm-1'))];
+    await expect(handler(batch, context('9', 1, 1))).rejects.toThrow(/ledger store unreachable/);
+    expect(teams.messages).toHaveLength(1);
+    const emailsBefore = smtp.messages.length;
+    // The host runs the batch again: the notifications are known to be delivered; their entries are written.
+    const summary = await handler(batch, context('9', 1, 1));
+    expect(summary.duplicates).toEqual({ teams: 1, email: 1 });
+    expect(summary.deadLettered).toEqual({});
+    expect(teams.messages).toHaveLength(1);
+    expect(smtp.messages.length).toBe(emailsBefore);
+    expect(await blobNames(deadLetterContainer)).toEqual([]);
+  });
 });
