@@ -20,6 +20,7 @@ import { createBlobLedger } from '../../src/storage/blobLedger.js';
 import { createBlobQuarantineStore } from '../../src/storage/blobQuarantine.js';
 import { FAULT_ROUTES_FILE, generateRecords, type GeneratedRecord } from '../support/generateRecords.js';
 import { SMTP_ANSWERS } from '../support/smtpServer.js';
+import { CLOSE, HANG } from '../support/teamsReceiver.js';
 import { account, outage, redriveUntilEmpty, renderTable, sleep, startFaultRig, type FaultRig } from './harness.js';
 
 const PARTITIONS = 4;
@@ -137,6 +138,9 @@ describe('fault injection: Function handler', () => {
       rig.fault('SMTP connection reset (1.5 s)');
       await outage(rig.hecProxy, 'hang', 4000);
       rig.fault('HEC hang (4 s)');
+      rig.teams.script(CLOSE, CLOSE, HANG);
+      rig.fault('Teams connection dropped', 2);
+      rig.fault('Teams hang (3 s timeout)');
       await phase2;
 
       // 3. A HEC outage longer than the retry budget.

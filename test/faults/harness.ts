@@ -157,6 +157,11 @@ export interface Accounting {
   readonly emailExpected: number;
   readonly emailDelivered: number;
   readonly emailDuplicates: readonly string[];
+  /**
+   * Emails received twice with ONE Message-ID: SMTP's own ambiguity (the connection broke after the server
+   * took the message, before the client heard "250"), which the mailbox's duplicate detection drops.
+   */
+  readonly emailResent: number;
   readonly emailMissing: readonly string[];
   readonly emailUnexpected: readonly string[];
   /** Quarantine code -> records expected / found. */
@@ -198,7 +203,14 @@ export async function account(rig: FaultRig, records: readonly GeneratedRecord[]
   const teamsGot = tally(rig.teams.messages.flatMap((message) => teamsIds(message).slice(0, 1)));
   const teamsExpected = valid.filter((record) => record.expected.destinations.includes(FAULT_DESTINATIONS.teams)).map((record) => record.expected.id ?? '');
   const teams = compare(teamsExpected, teamsGot);
-  const emailGot = tally(rig.smtp.messages.map((message) => String(message.parsed.headers.get('x-defender-id') ?? '')));
+  // One email per (record, Message-ID): copies that share the Message-ID are one message to a mailbox.
+  const emailCopies = new Map<string, number>();
+  for (const message of rig.smtp.messages) {
+    const copy = `${String(message.parsed.headers.get('x-defender-id') ?? '')}\n${message.parsed.messageId ?? ''}`;
+    emailCopies.set(copy, (emailCopies.get(copy) ?? 0) + 1);
+  }
+  const emailGot = tally([...emailCopies.keys()].map((copy) => copy.split('\n')[0] ?? ''));
+  const emailResent = [...emailCopies.values()].reduce((sum, copies) => sum + copies - 1, 0);
   const emailExpected = valid.filter((record) => record.expected.destinations.includes(FAULT_DESTINATIONS.email)).map((record) => emailIdToken(record.expected.id ?? ''));
   const email = compare(emailExpected, emailGot);
 
@@ -239,6 +251,7 @@ export async function account(rig: FaultRig, records: readonly GeneratedRecord[]
     emailExpected: emailExpected.length,
     emailDelivered: email.delivered,
     emailDuplicates: email.duplicates,
+    emailResent,
     emailMissing: email.missing,
     emailUnexpected: email.unexpected,
     quarantineExpected,
@@ -262,6 +275,7 @@ export function renderTable(title: string, rig: FaultRig, result: Accounting, ex
     ['quarantined (records)', `${sum(result.quarantineFound)} of ${sum(result.quarantineExpected)}`],
     ['duplicates in splunk', result.splunkDuplicates],
     ['duplicate notifications', result.teamsDuplicates.length + result.emailDuplicates.length],
+    ['  emails re-sent with the same Message-ID', result.emailResent],
     ['notifications nobody expected', result.teamsUnexpected.length + result.emailUnexpected.length],
     ['dead letters left / expired', `${result.deadLettersLeft} / ${result.expiredLetters}`],
     ...Object.entries(extra),

@@ -14,6 +14,7 @@ import { cli } from '../support/cli.js';
 import { startEventHubsStandIn, type EventHubsStandIn } from '../support/eventHubs.js';
 import { FAULT_ROUTES_FILE, generateRecords, type GeneratedRecord } from '../support/generateRecords.js';
 import { SMTP_ANSWERS } from '../support/smtpServer.js';
+import { CLOSE, HANG } from '../support/teamsReceiver.js';
 import { account, outage, redriveUntilEmpty, renderTable, sleep, startFaultRig, waitFor, type FaultRig } from './harness.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
@@ -107,6 +108,10 @@ describe('fault injection: standalone consumer', () => {
       rig.fault('SMTP connection reset (1.5 s)');
       await outage(rig.hecProxy, 'hang', 4000);
       rig.fault('HEC hang (4 s)');
+      // Teams: a gateway that drops the connection, and one that never answers (the 3 s timeout).
+      rig.teams.script(CLOSE, CLOSE, HANG);
+      rig.fault('Teams connection dropped', 2);
+      rig.fault('Teams hang (3 s timeout)');
 
       // 3. A HEC outage longer than the 5 s retry budget: what was in flight is dead-lettered.
       publish(slices[2] ?? []);
