@@ -19,9 +19,7 @@ import { createBlobDeadLetterStore } from '../../src/storage/blobDeadLetters.js'
 import { createBlobLedger } from '../../src/storage/blobLedger.js';
 import { createBlobQuarantineStore } from '../../src/storage/blobQuarantine.js';
 import { FAULT_ROUTES_FILE, generateRecords, type GeneratedRecord } from '../support/generateRecords.js';
-import { SMTP_ANSWERS } from '../support/smtpServer.js';
-import { CLOSE, HANG } from '../support/teamsReceiver.js';
-import { account, outage, redriveUntilEmpty, renderTable, sleep, startFaultRig, type FaultRig } from './harness.js';
+import { account, outage, redriveUntilEmpty, renderTable, scriptDestinationBursts, scriptTeamsDropsAndHang, sleep, startFaultRig, type FaultRig } from './harness.js';
 
 const PARTITIONS = 4;
 const BATCH = 100;
@@ -117,15 +115,7 @@ describe('fault injection: Function handler', () => {
 
     try {
       // 1. HEC 503 / 500 bursts, Teams 429 with Retry-After, SMTP 421 / 451.
-      rig.hec.script({ fail: 'busy', retryAfter: '1', times: 3 }, { fail: 'internal', times: 3 });
-      rig.fault('HEC 503 code 9 (Retry-After: 1)', 3);
-      rig.fault('HEC 500 code 8', 3);
-      rig.teams.throttle(3, 1);
-      rig.fault('Teams 429 (Retry-After: 1)', 3);
-      rig.smtp.failNext('data', SMTP_ANSWERS.closing421, 2);
-      rig.fault('SMTP 421', 2);
-      rig.smtp.failNext('rcpt', SMTP_ANSWERS.busy451, 2);
-      rig.fault('SMTP 451', 2);
+      scriptDestinationBursts(rig);
       await runSlice(slices[0] ?? []);
 
       // 2. HEC code 6 mid-batch, HEC and SMTP connection resets, a HEC hang.
@@ -138,9 +128,7 @@ describe('fault injection: Function handler', () => {
       rig.fault('SMTP connection reset (1.5 s)');
       await outage(rig.hecProxy, 'hang', 4000);
       rig.fault('HEC hang (4 s)');
-      rig.teams.script(CLOSE, CLOSE, HANG);
-      rig.fault('Teams connection dropped', 2);
-      rig.fault('Teams hang (3 s timeout)');
+      scriptTeamsDropsAndHang(rig);
       await phase2;
 
       // 3. A HEC outage longer than the retry budget.

@@ -6,9 +6,9 @@
 import { BlobServiceClient } from '@azure/storage-blob';
 import { devConnectionString } from '../support/azurite.js';
 import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
-import { startSmtpServer, type SmtpStandIn } from '../support/smtpServer.js';
+import { SMTP_ANSWERS, startSmtpServer, type SmtpStandIn } from '../support/smtpServer.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcpProxy.js';
-import { startTeamsReceiver, type TeamsReceiver } from '../support/teamsReceiver.js';
+import { CLOSE, HANG, startTeamsReceiver, type TeamsReceiver } from '../support/teamsReceiver.js';
 import { FAULT_DESTINATIONS, FAULT_ROUTES_FILE, type GeneratedRecord } from '../support/generateRecords.js';
 import { cli } from '../support/cli.js';
 import { randomContainerName } from '../support/azurite.js';
@@ -100,6 +100,26 @@ export async function redriveUntilEmpty(env: Record<string, string>, leaseMs: nu
     await sleep(leaseMs);
   }
   return { runs, redriven, waitedForLease };
+}
+
+/** Queues the protocol-level bursts: HEC 503 (code 9, Retry-After) and 500 (code 8), Teams 429, SMTP 421 / 451. */
+export function scriptDestinationBursts(rig: FaultRig): void {
+  rig.hec.script({ fail: 'busy', retryAfter: '1', times: 3 }, { fail: 'internal', times: 3 });
+  rig.fault('HEC 503 code 9 (Retry-After: 1)', 3);
+  rig.fault('HEC 500 code 8', 3);
+  rig.teams.throttle(3, 1);
+  rig.fault('Teams 429 (Retry-After: 1)', 3);
+  rig.smtp.failNext('data', SMTP_ANSWERS.closing421, 2);
+  rig.fault('SMTP 421', 2);
+  rig.smtp.failNext('rcpt', SMTP_ANSWERS.busy451, 2);
+  rig.fault('SMTP 451', 2);
+}
+
+/** Queues a Teams gateway that drops two connections after reading the request, then one that never answers. */
+export function scriptTeamsDropsAndHang(rig: FaultRig): void {
+  rig.teams.script(CLOSE, CLOSE, HANG);
+  rig.fault('Teams connection dropped', 2);
+  rig.fault('Teams hang (3 s timeout)');
 }
 
 /** Sets a proxy's mode for `ms`, then back to pass. */

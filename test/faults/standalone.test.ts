@@ -13,9 +13,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { cli } from '../support/cli.js';
 import { startEventHubsStandIn, type EventHubsStandIn } from '../support/eventHubs.js';
 import { FAULT_ROUTES_FILE, generateRecords, type GeneratedRecord } from '../support/generateRecords.js';
-import { SMTP_ANSWERS } from '../support/smtpServer.js';
-import { CLOSE, HANG } from '../support/teamsReceiver.js';
-import { account, outage, redriveUntilEmpty, renderTable, sleep, startFaultRig, waitFor, type FaultRig } from './harness.js';
+import { account, outage, redriveUntilEmpty, renderTable, scriptDestinationBursts, scriptTeamsDropsAndHang, sleep, startFaultRig, waitFor, type FaultRig } from './harness.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 const PARTITIONS = 4;
@@ -85,15 +83,7 @@ describe('fault injection: standalone consumer', () => {
     let consumer = new ConsumerProcess(env);
     try {
       // 1. HEC 503 (code 9, Retry-After) and 500 (code 8) bursts, Teams 429 with Retry-After, SMTP 421 / 451.
-      rig.hec.script({ fail: 'busy', retryAfter: '1', times: 3 }, { fail: 'internal', times: 3 });
-      rig.fault('HEC 503 code 9 (Retry-After: 1)', 3);
-      rig.fault('HEC 500 code 8', 3);
-      rig.teams.throttle(3, 1);
-      rig.fault('Teams 429 (Retry-After: 1)', 3);
-      rig.smtp.failNext('data', SMTP_ANSWERS.closing421, 2);
-      rig.fault('SMTP 421', 2);
-      rig.smtp.failNext('rcpt', SMTP_ANSWERS.busy451, 2);
-      rig.fault('SMTP 451', 2);
+      scriptDestinationBursts(rig);
       publish(slices[0] ?? []);
       await waitFor(() => delivered() >= 500, 60_000, () => `phase 1: ${delivered()} in Splunk`);
 
@@ -109,9 +99,7 @@ describe('fault injection: standalone consumer', () => {
       await outage(rig.hecProxy, 'hang', 4000);
       rig.fault('HEC hang (4 s)');
       // Teams: a gateway that drops the connection, and one that never answers (the 3 s timeout).
-      rig.teams.script(CLOSE, CLOSE, HANG);
-      rig.fault('Teams connection dropped', 2);
-      rig.fault('Teams hang (3 s timeout)');
+      scriptTeamsDropsAndHang(rig);
 
       // 3. A HEC outage longer than the 5 s retry budget: what was in flight is dead-lettered.
       publish(slices[2] ?? []);

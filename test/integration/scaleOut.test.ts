@@ -4,7 +4,7 @@
  * other takes its partitions over from their last checkpoints, and no record is lost.
  */
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -12,17 +12,13 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createTestContainer, randomContainerName, type TestContainer } from '../support/azurite.js';
 import { startEventHubsStandIn, type EventHubsStandIn } from '../support/eventHubs.js';
 import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
+import { alertBody, hecEventId, writeSplunkOnlyRules } from '../support/consumerFixtures.js';
 
 const connectionString = inject('azuriteConnectionString');
 const root = path.resolve(import.meta.dirname, '../..');
 const TOKEN = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
 const scratch = mkdtempSync(path.join(tmpdir(), 'df-scale-'));
-const rulesFile = path.join(scratch, 'routes.yaml');
-writeFileSync(
-  rulesFile,
-  ['destinations:', '  splunk: {type: splunk-hec, url: "${HEC_URL}", token: "${HEC_TOKEN}"}', 'routes:', '  - name: all', '    match: {}', '    to: [splunk]', ''].join('\n'),
-);
-const alertTemplate = JSON.parse(readFileSync(path.join(root, 'samples/01-alert-k8s-admission-webhook.json'), 'utf8')) as Record<string, unknown>;
+const rulesFile = writeSplunkOnlyRules(scratch);
 const PARTITIONS = ['0', '1', '2', '3'];
 const BATCH = 20;
 
@@ -106,7 +102,7 @@ describe('two standalone consumers on one hub', () => {
         for (let i = 0; i < 5; i++) {
           const id = `scale-${counter++}`;
           sent.push(id);
-          bodies.push(JSON.stringify({ ...alertTemplate, SystemAlertId: id }));
+          bodies.push(alertBody(id));
         }
         const stored = hub.append(hubName, partition, bodies);
         stored.forEach((event, i) => partitionOf.set(`scale-${counter - bodies.length + i}`, partition));
@@ -150,7 +146,7 @@ describe('two standalone consumers on one hub', () => {
       // claimed the partition, while the old owner goes on until its link is taken (or it dies). Splunk
       // keeps both copies (searchable by id); notifications are kept single by the ledger.
       const copies = new Map<string, number>();
-      for (const id of hec.events.map(idOf)) copies.set(id, (copies.get(id) ?? 0) + 1);
+      for (const id of hec.events.map(hecEventId)) copies.set(id, (copies.get(id) ?? 0) + 1);
       const duplicated = [...copies].filter(([, count]) => count > 1).map(([id]) => partitionOf.get(id));
       const handedOver = new Set([...aPartitions, ...[...a.stderr.matchAll(/^forward: partition (\d+) released \(OwnershipLost\)/gm)].map((match) => match[1])]);
       expect(new Set(duplicated).size).toBeLessThanOrEqual(handedOver.size);
@@ -173,12 +169,8 @@ describe('two standalone consumers on one hub', () => {
   }, 90_000);
 });
 
-function idOf(event: Record<string, unknown>): string {
-  return String((event['fields'] as Record<string, unknown> | undefined)?.['id'] ?? '');
-}
-
 function idsInSplunk(): Set<string> {
-  return new Set(hec.events.map(idOf));
+  return new Set(hec.events.map(hecEventId));
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number, state: () => string): Promise<void> {

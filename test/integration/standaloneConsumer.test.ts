@@ -4,7 +4,7 @@
  * checkpointed after its batch, a new instance resumes after the checkpoint, and stopping is clean.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { ContainerClient } from '@azure/storage-blob';
@@ -13,22 +13,18 @@ import { cli } from '../support/cli.js';
 import { createTestContainer, randomContainerName, type TestContainer } from '../support/azurite.js';
 import { startEventHubsStandIn, type EventHubsStandIn } from '../support/eventHubs.js';
 import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
+import { alertBody, hecEventId, writeSplunkOnlyRules } from '../support/consumerFixtures.js';
 
 const connectionString = inject('azuriteConnectionString');
 const root = path.resolve(import.meta.dirname, '../..');
 const TOKEN = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee';
 const scratch = mkdtempSync(path.join(tmpdir(), 'df-consumer-'));
-const rulesFile = path.join(scratch, 'routes.yaml');
-writeFileSync(
-  rulesFile,
-  ['destinations:', '  splunk: {type: splunk-hec, url: "${HEC_URL}", token: "${HEC_TOKEN}"}', 'routes:', '  - name: all', '    match: {}', '    to: [splunk]', ''].join('\n'),
-);
-const alertTemplate = JSON.parse(readFileSync(path.join(root, 'samples/01-alert-k8s-admission-webhook.json'), 'utf8')) as Record<string, unknown>;
+const rulesFile = writeSplunkOnlyRules(scratch);
 
-/** A valid alert with its own id (its SystemAlertId, which HEC's `fields.id` carries). */
+/** A valid alert with its own id. */
 function alert(n: number): { body: string; id: string } {
   const id = `consumer-test-${n}`;
-  return { body: JSON.stringify({ ...alertTemplate, SystemAlertId: id }), id };
+  return { body: alertBody(id), id };
 }
 
 let hub: EventHubsStandIn;
@@ -60,6 +56,8 @@ beforeEach(async () => {
     QUARANTINE_CONTAINER: stores.containerName,
     DEADLETTER_CONTAINER: `${stores.containerName}-dl`,
     LEDGER_CONTAINER: `${stores.containerName}-lg`,
+    // One partition is claimed per load-balancing round: quick rounds keep the test short.
+    FORWARDER_LOAD_BALANCING_UPDATE_MS: '300',
   };
 });
 afterEach(async () => {
@@ -78,7 +76,7 @@ async function checkpointsOf(container: ContainerClient): Promise<Record<string,
 }
 
 function hecIds(): string[] {
-  return hec.events.map((event) => String((event['fields'] as Record<string, unknown> | undefined)?.['id'] ?? ''));
+  return hec.events.map(hecEventId);
 }
 
 describe('forward --from-eventhub', () => {
