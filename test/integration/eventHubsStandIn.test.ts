@@ -354,7 +354,7 @@ describe('Event Hubs stand-in with the real SDK', () => {
     const b = collect(consumerFor('balance', checkpointStore, options), undefined, checkpointEachBatch);
     const balancedAt = Date.now();
     // Initialised-and-not-closed overlaps for a moment while a partition changes hands: wait for disjoint halves.
-    await waitFor(() => a.owned.size === 2 && b.owned.size === 2 && new Set([...a.owned, ...b.owned]).size === 4, 'each consumer to own 2 of the 4 partitions');
+    await waitFor(() => a.owned.size === 2 && b.owned.size === 2 && new Set([...a.owned, ...b.owned]).size === 4, 'each consumer to own 2 of the 4 partitions', 20_000);
     const balanceMs = Date.now() - balancedAt;
     expect([...a.owned, ...b.owned].sort()).toEqual(partitionIds);
     const ownedByA = [...a.owned];
@@ -373,7 +373,7 @@ describe('Event Hubs stand-in with the real SDK', () => {
     // Closing abandons A's ownerships; B claims them (one per load-balancing round) and starts after A's checkpoints.
     await a.subscription.close();
     const takeoverFrom = Date.now();
-    await waitFor(() => b.owned.size === 4, 'B to own all 4 partitions');
+    await waitFor(() => b.owned.size === 4, 'B to own all 4 partitions', 20_000);
     const takeoverMs = Date.now() - takeoverFrom;
     for (const id of partitionIds) standIn.append('balance', id, range(5, 8).map((i) => `{"p":"${id}","i":${i}}`));
     await waitFor(() => partitionIds.every((id) => seenBy(b, id).includes(7)), 'B to get the new events everywhere');
@@ -387,7 +387,7 @@ describe('Event Hubs stand-in with the real SDK', () => {
     // About 0.3-0.9 s each with a 200 ms update interval; the bounds are generous for slow machines.
     expect(balanceMs).toBeLessThan(8_000);
     expect(takeoverMs).toBeLessThan(8_000);
-  }, 25_000);
+  }, 50_000);
 
   it('disconnects a receiver when one with a higher owner level attaches, and refuses a lower one', async () => {
     standIn.createHub('owners', 1);
