@@ -16,6 +16,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../delivery/retry.js';
 import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { Sink } from '../sinks/sink.js';
 import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
+import { accountRun } from '../pipeline/accounting.js';
 
 /** Per-record report on stdout: JSON lines, a table, or none (a long-running consumer logs summaries only). */
 export type ReportFormat = 'json' | 'table' | 'none';
@@ -33,6 +34,8 @@ export interface ForwardOptions {
   readonly preview?: { readonly folder: string; readonly sinks: ReadonlyMap<string, Sink> };
   /** Cancels delivery (Ctrl-C): what is pending is dead-lettered, not lost. */
   readonly signal?: AbortSignal;
+  /** `json`: the run's `run.summary` accounting line on stdout too, after the report (as `redrive` does). */
+  readonly summary?: 'text' | 'json';
 }
 
 type MuteTally = { count: number; reason: string; until: string; destinations: Set<string> };
@@ -134,6 +137,16 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
   await flush();
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
   io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, ...tally.view() }));
+  if (options.summary === 'json') {
+    const account = accountRun(tally.summary, {
+      host: 'cli',
+      source: options.inputs.join(' '),
+      startedAt: new Date(startedMs),
+      finishedAt: new Date(),
+      extra: { bodies, dryRun: options.dryRun },
+    });
+    await writeOut(io.stdout, `${JSON.stringify(account)}\n`);
+  }
   if (preview && options.preview) {
     const files = await preview.write(options.preview.folder, options.preview.sinks);
     io.stderr.write(`  preview: ${files} files written under ${options.preview.folder}\n`);

@@ -54,6 +54,7 @@ interface ForwardCliOptions {
   readonly maxWait: number;
   readonly startPosition: 'earliest' | 'latest';
   readonly exitWhenIdle?: number;
+  readonly summary: 'text' | 'json';
 }
 
 /** A whole number of at least 1 (counts, seconds). */
@@ -154,6 +155,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .option('--max-wait <seconds>', 'longest wait to fill a batch', parseCount, 1)
     .addOption(new Option('--start-position <where>', 'where a partition without a checkpoint starts').choices(['earliest', 'latest']).default('earliest'))
     .option('--exit-when-idle <seconds>', 'stop once nothing arrived for this long and no partition is behind (catch-up runs)', parseCount)
+    .addOption(new Option('--summary <format>', 'json: also the run.summary accounting line on stdout, after the report (--from-eventhub writes one per batch on stderr)').choices(['text', 'json']).default('text'))
     .action(async (options: ForwardCliOptions) => {
       if (options.fromEventhub) {
         setExit(await forwardFromHub(options));
@@ -185,6 +187,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
               ...(stores && sinks ? { delivery: { sinks, ledger: stores.ledger, deadLetters: stores.deadLetters } } : {}),
               ...(options.preview !== undefined && sinks ? { preview: { folder: options.preview, sinks } } : {}),
               signal: controller.signal,
+              summary: options.summary,
             },
             io,
           ),

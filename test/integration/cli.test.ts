@@ -84,6 +84,17 @@ describe('forward --dry-run over the bundled samples', () => {
     }
   });
 
+  it('--summary json ends the report with the run.summary accounting line, whose counts add up', async () => {
+    const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--dry-run', '--summary', 'json']);
+    const summary = run.lines.at(-1);
+    expect(summary).toMatchObject({ event: 'run.summary', host: 'cli', dryRun: true, received: 11, quarantined: 2, quarantinedBy: { 'not-json': 1 } });
+    const records = run.lines.slice(0, -1);
+    expect(records).toHaveLength(11);
+    const count = (outcome: string): number => records.filter((line) => line['outcome'] === outcome).length;
+    expect(summary).toMatchObject({ routed: count('routed'), unrouted: count('unrouted'), muted: count('muted'), quarantined: count('quarantined') });
+    expect(Number(summary?.['routed']) + Number(summary?.['unrouted']) + Number(summary?.['muted']) + Number(summary?.['quarantined'])).toBe(11);
+  });
+
   it('--report table prints a row per record with where it goes or why not', async () => {
     const run = await cli(['forward', '--input', samples, '--rules', exampleRules, '--dry-run', '--report', 'table']);
     const rows = run.stdout.trim().split('\n');
