@@ -129,14 +129,14 @@ export class StandaloneConsumer {
     this.#options = options;
     const store = new BlobCheckpointStore(options.checkpoints);
     this.#store = store;
+    // The balanced strategy claims one partition per update interval. The SDK's 10 s interval would leave a
+    // lone instance on a 32-partition hub idle on most partitions for five minutes, hence 2 s. The greedy
+    // strategy (claim the fair share at once) was tried: with two instances it kept stealing partitions back
+    // and forth, each steal re-reading events since the last checkpoint.
     const balancing = {
-      ...(options.loadBalancing?.updateIntervalInMs !== undefined ? { updateIntervalInMs: options.loadBalancing.updateIntervalInMs } : {}),
-      ...(options.loadBalancing?.partitionOwnershipExpirationIntervalInMs !== undefined
-        ? { partitionOwnershipExpirationIntervalInMs: options.loadBalancing.partitionOwnershipExpirationIntervalInMs }
-        : {}),
+      updateIntervalInMs: options.loadBalancing?.updateIntervalInMs ?? DEFAULT_UPDATE_INTERVAL_MS,
+      partitionOwnershipExpirationIntervalInMs: options.loadBalancing?.partitionOwnershipExpirationIntervalInMs ?? DEFAULT_OWNERSHIP_EXPIRY_MS,
     };
-    // Greedy: an instance claims every partition it may in one pass (its fair share when others run), instead
-    // of one partition per update interval (10 s by default), so a lone instance starts on the whole hub at once.
     const clientOptions = { loadBalancingOptions: { strategy: 'balanced' as const, ...balancing } };
     const source = options.source;
     this.#client =

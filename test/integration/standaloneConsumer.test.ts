@@ -122,6 +122,20 @@ describe('forward --from-eventhub', () => {
     expect(await checkpointsOf(checkpoints.containerClient)).toEqual({ '0': 69, '1': 61 });
   }, 40_000);
 
+  it('a lone instance takes a 4-partition hub within a few seconds by default (not one partition per 10 s)', async () => {
+    const wide = randomContainerName('hub');
+    hub.createHub(wide, 4);
+    for (const partition of ['0', '1', '2', '3']) hub.append(wide, partition, [alert(3000 + Number(partition)).body]);
+    const defaults: Record<string, string | undefined> = { ...env, EVENTHUB_CONNECTION: hub.connectionString(wide), FORWARDER_LOAD_BALANCING_UPDATE_MS: undefined };
+    const startedMs = Date.now();
+    const run = await cli(['forward', '--from-eventhub', '--rules', rulesFile, '--exit-when-idle', '1', '--report', 'none'], { env: defaults });
+    const elapsedMs = Date.now() - startedMs;
+    expect(run.code).toBe(0);
+    expect(run.stderr.match(/^forward: partition \d claimed/gm)).toHaveLength(4);
+    // Claims every 2 s: about 6 s for the fourth partition; the SDK's default 10 s rounds would take 30 s.
+    expect(elapsedMs).toBeLessThan(20_000);
+  }, 40_000);
+
   it('refuses what it cannot run, with messages that say what to set, and never echoes the connection string', async () => {
     const cases: [string[], Record<string, string | undefined>, RegExp][] = [
       [[], { EVENTHUB_CONSUMER_GROUP: undefined }, /--consumer-group <name> is required/],
