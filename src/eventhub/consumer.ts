@@ -113,6 +113,8 @@ export const DEFAULT_OWNERSHIP_EXPIRY_MS = 30_000;
 const DEFAULT_MAX_WAIT_SECONDS = 1;
 const DEFAULT_STORE_RETRY_INITIAL_MS = 1000;
 const DEFAULT_STORE_RETRY_MAX_MS = 30_000;
+/** Longest wait for the subscription or the client to close when stopping. */
+const CLOSE_WAIT_MS = 10_000;
 
 export class StandaloneConsumer {
   readonly #options: StandaloneConsumerOptions;
@@ -190,10 +192,12 @@ export class StandaloneConsumer {
     this.#stopping ??= (async () => {
       this.#stopped.abort();
       try {
-        await this.#subscription?.close();
+        // Bounded: the AMQP library's link close can wait forever when the connection drops meanwhile
+        // (rhea-promise 3.0.3); a stop must end, and nothing unacknowledged is lost by not waiting.
+        await withinMs(this.#subscription?.close() ?? Promise.resolve(), CLOSE_WAIT_MS);
       } finally {
         await Promise.allSettled([...this.#inFlight]);
-        await this.#client.close();
+        await withinMs(this.#client.close(), CLOSE_WAIT_MS);
       }
     })();
     return this.#stopping;
@@ -349,6 +353,13 @@ export function envelopeOf(event: ReceivedEventData, partitionId: string): Envel
     ...(typeof event.partitionKey === 'string' && event.partitionKey !== '' ? { partitionKey: event.partitionKey } : {}),
   };
   return { input: `eh:${partitionId}/${event.sequenceNumber}`, body, metadata };
+}
+
+/** Resolves when `work` settles or after `ms`, whichever comes first. Never rejects. */
+async function withinMs(work: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 /** Waits `ms`, or less when a signal aborts. Never rejects. */

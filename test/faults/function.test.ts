@@ -139,9 +139,10 @@ describe('fault injection: Function handler', () => {
 
       // 4. The blob store unreachable: quarantine, dead-letter and ledger writes fail, the handler throws, the
       //    host runs the batch again until the store is back.
+      const storeDown = outage(rig.storeProxy, 'refuse', 6000);
+      await sleep(200);
       const phase4 = runSlice(slices[3] ?? []);
-      await sleep(300);
-      await outage(rig.storeProxy, 'refuse', 6000);
+      await storeDown;
       rig.fault('blob store outage (6 s)');
       await phase4;
 

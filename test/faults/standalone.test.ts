@@ -108,17 +108,19 @@ describe('fault injection: standalone consumer', () => {
 
       // 4. The blob store (quarantine, dead letters, ledger, checkpoints) unreachable: batches stay
       //    unacknowledged and run again once it is back.
+      const storeDown = outage(rig.storeProxy, 'refuse', 6000);
       publish(slices[3] ?? []);
-      await sleep(500);
-      await outage(rig.storeProxy, 'refuse', 6000);
+      await storeDown;
       rig.fault('blob store outage (6 s)');
 
       // 5. The Event Hubs connection dropped, twice.
       publish(slices[4] ?? []);
-      await sleep(1000);
-      rig.fault('Event Hubs connection drop', hub.dropConnections() > 0 ? 1 : 0);
-      await sleep(1500);
-      rig.fault('Event Hubs connection drop', hub.dropConnections() > 0 ? 1 : 0);
+      for (let drop = 0; drop < 2; drop++) {
+        // Dropped once the consumer is connected (again): it reconnects by itself and resumes.
+        await waitFor(() => hub.receivers(HUB).length > 0, 30_000, () => 'phase 5: the consumer to attach its receivers');
+        await sleep(1000);
+        rig.fault('Event Hubs connection drop', hub.dropConnections() > 0 ? 1 : 0);
+      }
 
       // 6. The consumer killed with SIGKILL mid-batch, and restarted: it resumes from the checkpoints.
       //    Mid-batch: Splunk hangs, so batches sit in delivery (their notifications already sent and
@@ -130,12 +132,10 @@ describe('fault injection: standalone consumer', () => {
       const notified = rig.teams.messages.length + rig.smtp.messages.length;
       await waitFor(() => rig.teams.messages.length + rig.smtp.messages.length > notified, 30_000, () => 'phase 6: a notification of a batch in flight');
       await sleep(300);
-      const inFlightBatches = consumer.batches();
       consumer.kill('SIGKILL');
       await consumer.exited;
       rig.hecProxy.setMode('pass');
       rig.fault('consumer SIGKILL mid-batch + restart');
-      expect(consumer.batches()).toBe(inFlightBatches);
       const first = consumer;
       consumer = new ConsumerProcess(env, ['--exit-when-idle', '3']);
       expect(await Promise.race([consumer.exited, sleep(150_000).then(() => 'timeout')])).toBe(0);
