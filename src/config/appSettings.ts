@@ -21,7 +21,7 @@ export interface FunctionSettings {
    * Storage connection string for the forwarder's own blobs: quarantine, dead letters, notification ledger
    * (`FORWARDER_STORAGE_CONNECTION`, default `AzureWebJobsStorage`).
    */
-  readonly storageConnectionString: string;
+  readonly storage: ForwarderStorage;
   /** Blob container of quarantined records (`QUARANTINE_CONTAINER`, default `quarantine`). */
   readonly quarantineContainer: string;
   /** Blob container of dead letters (`DEADLETTER_CONTAINER`, default `deadletter`), same account. */
@@ -51,6 +51,15 @@ export const DEFAULT_REDRIVE_SCHEDULE = '0 */5 * * * *';
 
 /** NCRONTAB field names, in order, for messages. */
 const NCRONTAB_FIELDS = ['second', 'minute', 'hour', 'day', 'month', 'day-of-week'] as const;
+
+/**
+ * How the forwarder reaches its blob storage (quarantine, dead letters, ledger): a connection string, or an
+ * account reached with an Entra ID credential (the app's managed identity, "Storage Blob Data Owner").
+ * `setting` names where it came from, for messages.
+ */
+export type ForwarderStorage =
+  | { readonly kind: 'connectionString'; readonly setting: string; readonly connectionString: string }
+  | { readonly kind: 'identity'; readonly setting: string; readonly accountUrl: string; readonly clientId?: string };
 
 export class SettingsError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -104,21 +113,7 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     );
   }
 
-  const storageSetting = env['FORWARDER_STORAGE_CONNECTION']?.trim() ? 'FORWARDER_STORAGE_CONNECTION' : 'AzureWebJobsStorage';
-  const storageConnectionString = env[storageSetting]?.trim() ?? '';
-  if (!storageConnectionString) {
-    const identity = env['AzureWebJobsStorage__accountName'] || env['AzureWebJobsStorage__blobServiceUri'];
-    problems.push(
-      identity
-        ? 'storage: identity-based AzureWebJobsStorage is not supported for the forwarder\'s blobs yet; set FORWARDER_STORAGE_CONNECTION to a connection string'
-        : 'storage: set FORWARDER_STORAGE_CONNECTION (or AzureWebJobsStorage) to a storage connection string',
-    );
-  } else if (storageConnectionString !== 'UseDevelopmentStorage=true' && !/AccountName=|BlobEndpoint=/i.test(storageConnectionString)) {
-    problems.push(`${storageSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
-  } else if (!parsesAsStorageConnection(storageConnectionString)) {
-    // The SDK's own message is not repeated: it is about the value, which holds the account key.
-    problems.push(`${storageSetting} cannot be read as a storage connection string (check AccountName, AccountKey, BlobEndpoint or SharedAccessSignature)`);
-  }
+  const storage = readForwarderStorage(env, problems);
   const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || DEFAULT_QUARANTINE_CONTAINER;
   const containerProblem = containerNameProblem(quarantineContainer);
   if (containerProblem !== undefined) problems.push(`QUARANTINE_CONTAINER "${quarantineContainer}" ${containerProblem}`);
@@ -156,7 +151,7 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     consumerGroup,
     eventHubConnection,
     routesFile,
-    storageConnectionString,
+    storage,
     quarantineContainer,
     deadLetterContainer,
     ledgerContainer,
@@ -167,7 +162,56 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
   });
 }
 
-/** A number setting from `min` to `max` (`maxMeaning` says why the limit), or `fallback` when unset. */
+/**
+ * The forwarder's storage, first found of: `FORWARDER_STORAGE_CONNECTION` (a connection string);
+ * `FORWARDER_STORAGE__blobServiceUri` or `FORWARDER_STORAGE__accountName` (identity); `AzureWebJobsStorage`
+ * (a connection string); `AzureWebJobsStorage__blobServiceUri` or `AzureWebJobsStorage__accountName`
+ * (identity, the host's own storage, as Flex Consumption deploys it). `<prefix>__clientId` picks a
+ * user-assigned identity. Problems are added to `problems`; values are never echoed (they may hold keys).
+ */
+export function readForwarderStorage(env: Env, problems: string[]): ForwarderStorage {
+  const fallback: ForwarderStorage = { kind: 'connectionString', setting: 'AzureWebJobsStorage', connectionString: '' };
+  for (const prefix of ['FORWARDER_STORAGE', 'AzureWebJobsStorage']) {
+    const connectionSetting = prefix === 'FORWARDER_STORAGE' ? 'FORWARDER_STORAGE_CONNECTION' : prefix;
+    const connectionString = env[connectionSetting]?.trim();
+    if (connectionString) {
+      if (connectionString !== 'UseDevelopmentStorage=true' && !/AccountName=|BlobEndpoint=/i.test(connectionString)) {
+        problems.push(`${connectionSetting} is not a storage connection string (no AccountName= or BlobEndpoint=)`);
+      } else if (!parsesAsStorageConnection(connectionString)) {
+        // The SDK's own message is not repeated: it is about the value, which holds the account key.
+        problems.push(`${connectionSetting} cannot be read as a storage connection string (check AccountName, AccountKey, BlobEndpoint or SharedAccessSignature)`);
+      }
+      return { kind: 'connectionString', setting: connectionSetting, connectionString };
+    }
+    const serviceUri = env[`${prefix}__blobServiceUri`]?.trim();
+    const accountName = env[`${prefix}__accountName`]?.trim();
+    const clientId = env[`${prefix}__clientId`]?.trim();
+    const withClient = clientId ? { clientId } : {};
+    if (serviceUri) {
+      let url: URL | undefined;
+      try {
+        url = new URL(serviceUri);
+      } catch {
+        url = undefined;
+      }
+      if (!url || (url.protocol !== 'https:' && !(url.protocol === 'http:' && ['127.0.0.1', 'localhost'].includes(url.hostname)))) {
+        problems.push(`${prefix}__blobServiceUri must be an https:// URL such as https://<account>.blob.core.windows.net`);
+      }
+      return { kind: 'identity', setting: `${prefix}__blobServiceUri`, accountUrl: serviceUri.replace(/\/+$/, ''), ...withClient };
+    }
+    if (accountName) {
+      if (!/^[a-z0-9]{3,24}$/.test(accountName)) {
+        problems.push(`${prefix}__accountName must be a storage account name (3 to 24 lower-case letters and digits)`);
+      }
+      return { kind: 'identity', setting: `${prefix}__accountName`, accountUrl: `https://${accountName}.blob.core.windows.net`, ...withClient };
+    }
+  }
+  problems.push(
+    'storage: set FORWARDER_STORAGE_CONNECTION or AzureWebJobsStorage to a connection string, or AzureWebJobsStorage__accountName (or FORWARDER_STORAGE__accountName) for the app\'s managed identity with "Storage Blob Data Owner"',
+  );
+  return fallback;
+}
+
 /**
  * `LEDGER_LEASE_SECONDS` (10 to 86,400, default 600), read by the Function and the command line alike; a
  * problem is added to `problems`.
@@ -176,6 +220,7 @@ export function readLedgerLeaseSeconds(env: Env, problems: string[]): number {
   return numberSetting(env, 'LEDGER_LEASE_SECONDS', 600, 10, 86_400, 'seconds', 'a day', problems);
 }
 
+/** A number setting from `min` to `max` (`maxMeaning` says why the limit), or `fallback` when unset. */
 function numberSetting(env: Env, name: string, fallback: number, min: number, max: number, unit: string, maxMeaning: string, problems: string[]): number {
   const text = env[name]?.trim();
   if (!text) return fallback;

@@ -114,6 +114,12 @@ describe('start-up of the compiled app (dist/functions, what the host loads)', (
     expect(result.status).toBe(0);
   });
 
+  it('loads with identity-based storage (no connection string): the credential is made, nothing is contacted yet', () => {
+    const result = start({ ...GOOD_ENV, AzureWebJobsStorage: '', AzureWebJobsStorage__accountName: 'stdefenderfwd' });
+    expect(result.stderr).not.toMatch(/Error/);
+    expect(result.status).toBe(0);
+  });
+
   it('refuses to start when a setting is wrong, naming it', () => {
     const result = start({ ...GOOD_ENV, EVENTHUB_NAME: '' });
     expect(result.status).not.toBe(0);
@@ -137,6 +143,25 @@ describe('app settings', () => {
     expect(readFunctionSettings({ ...GOOD_ENV, QUARANTINE_CONTAINER: undefined }).quarantineContainer).toBe('quarantine');
     const identity = { ...GOOD_ENV, EVENTHUB_CONNECTION: undefined, EVENTHUB_CONNECTION__fullyQualifiedNamespace: 'contoso.servicebus.windows.net' };
     expect(readFunctionSettings(identity).eventHubConnection).toBe('identity');
+  });
+
+  it('reaches the forwarder\'s storage with a connection string or the app\'s identity, in a documented order', () => {
+    expect(readFunctionSettings(GOOD_ENV).storage).toEqual({ kind: 'connectionString', setting: 'AzureWebJobsStorage', connectionString: GOOD_ENV.AzureWebJobsStorage });
+    const host = { ...GOOD_ENV, AzureWebJobsStorage: undefined, AzureWebJobsStorage__accountName: 'stdefenderfwd' };
+    expect(readFunctionSettings(host).storage).toEqual({ kind: 'identity', setting: 'AzureWebJobsStorage__accountName', accountUrl: 'https://stdefenderfwd.blob.core.windows.net' });
+    // A separate account for the forwarder's blobs, with a user-assigned identity; it wins over the host's.
+    const own = { ...host, FORWARDER_STORAGE__blobServiceUri: 'https://stforwarder.blob.core.windows.net/', FORWARDER_STORAGE__clientId: '0b6f1c2d-0000-4000-8000-000000000001' };
+    expect(readFunctionSettings(own).storage).toEqual({
+      kind: 'identity',
+      setting: 'FORWARDER_STORAGE__blobServiceUri',
+      accountUrl: 'https://stforwarder.blob.core.windows.net',
+      clientId: '0b6f1c2d-0000-4000-8000-000000000001',
+    });
+    // A connection string for the forwarder wins over everything.
+    expect(readFunctionSettings({ ...own, FORWARDER_STORAGE_CONNECTION: GOOD_ENV.AzureWebJobsStorage }).storage.kind).toBe('connectionString');
+    expect(() => readFunctionSettings({ ...host, AzureWebJobsStorage__accountName: 'Not_An_Account' })).toThrow(/AzureWebJobsStorage__accountName must be a storage account name/);
+    expect(() => readFunctionSettings({ ...host, AzureWebJobsStorage__accountName: undefined, AzureWebJobsStorage__blobServiceUri: 'ftp://x' })).toThrow(/__blobServiceUri must be an https:\/\/ URL/);
+    expect(() => readFunctionSettings({ ...host, AzureWebJobsStorage__accountName: undefined })).toThrow(/storage: set FORWARDER_STORAGE_CONNECTION or AzureWebJobsStorage .* AzureWebJobsStorage__accountName/);
   });
 
   it('refuses a connection string the storage SDK cannot read, without repeating it', () => {
