@@ -168,13 +168,14 @@ param exportSources array = [
 @description('Also export the weekly snapshots (the *Snapshot event sources) of the chosen data types other than Alerts.')
 param includeSnapshots bool = true
 
-@description('Lowest severity of the security alerts exported (Defender\'s continuous export filters alerts by Low, Medium, High).')
+@description('Lowest severity of the security alerts exported: all (no filter: Informational alerts too, which the example rules keep in Splunk), or low, medium, high (Defender\'s continuous export filters alerts by Low, Medium, High).')
 @allowed([
+  'all'
   'low'
   'medium'
   'high'
 ])
-param minimumAlertSeverity string = 'low'
+param minimumAlertSeverity string = 'all'
 
 // ---------------------------------------------------------------------------------------------------------
 // Parameters: monitoring
@@ -534,7 +535,7 @@ var snapshotSources = includeSnapshots ? map(filter(chosenSources, source => sou
 
 // One rule set per exported alert severity; rule sets are OR-ed.
 var alertSeverities = ['low', 'medium', 'high']
-var exportedAlertSeverities = skip(alertSeverities, indexOf(alertSeverities, minimumAlertSeverity))
+var exportedAlertSeverities = minimumAlertSeverity == 'all' ? alertSeverities : skip(alertSeverities, indexOf(alertSeverities, minimumAlertSeverity))
 var alertRuleSets = [
   for severity in exportedAlertSeverities: {
     rules: [
@@ -552,7 +553,7 @@ var alertRuleSets = [
 var exportEventSources = [
   for source in concat(chosenSources, snapshotSources): {
     eventSource: source
-    ruleSets: source == 'Alerts' ? alertRuleSets : null
+    ruleSets: source == 'Alerts' && minimumAlertSeverity != 'all' ? alertRuleSets : null
   }
 ]
 
