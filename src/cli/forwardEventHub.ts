@@ -16,6 +16,7 @@ import { createRunPipeline, RunTally, writeRecord, type PipelineParts, type Repo
 import { writeOut, isTerminal, type CliIo } from './io.js';
 import { EXIT, type ExitCode } from './exit.js';
 import { redactCredentials } from '../config/secret.js';
+import type { BlobConnection } from '../storage/blobContainer.js';
 
 export interface EventHubForwardOptions extends PipelineParts {
   readonly source: EventHubSource;
@@ -178,9 +179,10 @@ export async function forwardFromEventHub(options: EventHubForwardOptions, io: C
   return EXIT.ok;
 }
 
-/** The checkpoint container: a storage connection string and a container name. */
-export function checkpointContainer(connectionString: string, containerName: string, pipelineOptions: StoragePipelineOptions = {}): ContainerClient {
-  return new ContainerClient(connectionString, containerName, pipelineOptions);
+/** The checkpoint container, by connection string or by account URL and credential. */
+export function checkpointContainer(connection: BlobConnection, containerName: string, pipelineOptions: StoragePipelineOptions = {}): ContainerClient {
+  if ('connectionString' in connection) return new ContainerClient(connection.connectionString, containerName, pipelineOptions);
+  return new ContainerClient(`${connection.accountUrl.replace(/\/+$/, '')}/${containerName}`, connection.credential, pipelineOptions);
 }
 
 function sum(map: Readonly<Record<string, number>>): number {

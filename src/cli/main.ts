@@ -15,7 +15,7 @@ import { checkpointContainer, forwardFromEventHub } from './forwardEventHub.js';
 import type { EventHubSource } from '../eventhub/consumer.js';
 import { containerNameProblem } from '../storage/blobQuarantine.js';
 import { redactCredentials } from '../config/secret.js';
-import { openStores } from './stores.js';
+import { openStores, storageFromEnv } from './stores.js';
 import { FolderQuarantineStore } from '../storage/folderQuarantine.js';
 import { InputError } from './inputs.js';
 import { processIo, type CliIo } from './io.js';
@@ -174,7 +174,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
       try {
         // A dry run needs no secrets; its preview renders with unset ${ENV} values standing in empty.
         if (!options.dryRun || options.preview !== undefined) sinks = openSinks(rules, http, options.dryRun);
-        const stores = options.dryRun ? undefined : openStores(options.stateDir, io.env);
+        const stores = options.dryRun ? undefined : await openStores(options.stateDir, io.env);
         const quarantine = options.quarantineDir !== undefined ? new FolderQuarantineStore(options.quarantineDir) : stores?.quarantine;
         setExit(
           await forwardCommand(
@@ -241,19 +241,26 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     } else {
       throw new UsageError('--from-eventhub needs EVENTHUB_CONNECTION (a connection string, kept out of the command line) or --namespace <host> for Entra ID');
     }
-    const storage = env['FORWARDER_STORAGE_CONNECTION']?.trim() || env['AzureWebJobsStorage']?.trim();
-    if (!storage) throw new UsageError('--from-eventhub keeps checkpoints in blob storage: set FORWARDER_STORAGE_CONNECTION (or AzureWebJobsStorage) to a connection string');
+    // Checkpoints: the forwarder's storage (connection string or identity), else the host's connection string.
+    const forwarderStorage = await storageFromEnv(env);
+    const hostStorage = env['AzureWebJobsStorage']?.trim();
+    const connection = forwarderStorage?.connection ?? (hostStorage ? { connectionString: hostStorage } : undefined);
+    if (!connection) {
+      throw new UsageError(
+        '--from-eventhub keeps checkpoints in blob storage: set FORWARDER_STORAGE_CONNECTION (or AzureWebJobsStorage) to a connection string, or FORWARDER_STORAGE__accountName for Entra ID',
+      );
+    }
     const containerName = options.checkpointContainer ?? env['CHECKPOINT_CONTAINER']?.trim() ?? DEFAULT_CHECKPOINT_CONTAINER;
     const problem = containerNameProblem(containerName);
     if (problem) throw new UsageError(`--checkpoint-container ${containerName}: ${problem}`);
     let checkpoints: ContainerClient;
     try {
-      checkpoints = checkpointContainer(storage, containerName);
+      checkpoints = checkpointContainer(connection, containerName);
     } catch (error) {
-      throw new UsageError(`FORWARDER_STORAGE_CONNECTION cannot be read as a storage connection string (${error instanceof Error ? redactCredentials(error.message) : 'unknown error'})`, { cause: error });
+      throw new UsageError(`${forwarderStorage?.setting ?? 'AzureWebJobsStorage'} cannot be read as a storage connection string (${error instanceof Error ? redactCredentials(error.message) : 'unknown error'})`, { cause: error });
     }
-    if (!env['FORWARDER_STORAGE_CONNECTION']?.trim()) {
-      io.stderr.write(`forward: notification ledger, dead letters and quarantine are kept under ${options.stateDir} on this machine: set FORWARDER_STORAGE_CONNECTION when several instances share the hub\n`);
+    if (!forwarderStorage) {
+      io.stderr.write(`forward: notification ledger, dead letters and quarantine are kept under ${options.stateDir} on this machine: set FORWARDER_STORAGE_CONNECTION (or FORWARDER_STORAGE__accountName) when several instances share the hub\n`);
     }
     const rules = await loadRules(rulesPath(options.rules));
     const http = createHttpClient();
@@ -277,7 +284,7 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     let sinks: Map<string, Sink> | undefined;
     try {
       sinks = openSinks(rules, http, false);
-      const stores = openStores(options.stateDir, env);
+      const stores = await openStores(options.stateDir, env);
       return await forwardFromEventHub(
         {
           source,

@@ -58,7 +58,7 @@ export async function redriveCommand(options: RedriveCommandOptions, io: CliIo):
   let sinks = new Map<string, Sink>();
   const http = createHttpClient();
   try {
-    stores = openStores(options.stateDir, io.env);
+    stores = await openStores(options.stateDir, io.env);
     // Like forward: every destination of the rules is built, so a missing secret is named before anything
     // is claimed. A dry run sends nothing and needs none.
     if (!options.dryRun) sinks = createSinks(options.rules, { env: io.env, http });

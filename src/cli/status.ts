@@ -47,7 +47,7 @@ export interface StatusReport {
 export async function statusCommand(options: StatusCommandOptions, io: CliIo): Promise<ExitCode> {
   let stores: CliStores;
   try {
-    stores = openStores(options.stateDir, io.env);
+    stores = await openStores(options.stateDir, io.env);
   } catch (error) {
     if (!(error instanceof InvalidSettingError)) throw error;
     io.stderr.write(`defender-forwarder: ${error.message}\n`);

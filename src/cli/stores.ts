@@ -11,7 +11,8 @@ import { createBlobLedger } from '../storage/blobLedger.js';
 import { rememberUnconfirmed } from '../delivery/unconfirmed.js';
 import { containerNameProblem, createBlobQuarantineStore, type QuarantineBacklog } from '../storage/blobQuarantine.js';
 import { InvalidSettingError } from './exit.js';
-import { readLedgerLeaseSeconds } from '../config/appSettings.js';
+import { readForwarderStorage, readLedgerLeaseSeconds } from '../config/appSettings.js';
+import type { BlobConnection } from '../storage/blobContainer.js';
 import type { DeadLetterStore } from '../storage/deadLetterStore.js';
 import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
 import { FolderLedger } from '../storage/folderLedger.js';
@@ -25,18 +26,41 @@ export interface CliStores {
 }
 
 /**
- * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when
- * FORWARDER_STORAGE_CONNECTION holds a connection string (shared with the Function, so the CLI and the
- * Function never notify twice), else the local state folder.
+ * How the command line reaches the Function's storage, when it is asked to: `FORWARDER_STORAGE_CONNECTION`
+ * (a connection string), or `FORWARDER_STORAGE__blobServiceUri` / `FORWARDER_STORAGE__accountName` (Entra ID
+ * through `DefaultAzureCredential`: `az login`, a managed identity, or the `AZURE_*` variables;
+ * `FORWARDER_STORAGE__clientId` picks a user-assigned identity). Undefined when none is set: the state folder.
  *
- * @throws InvalidSettingError when a container setting is not a valid container name.
+ * @throws InvalidSettingError naming the setting when it is malformed.
  */
-export function openStores(stateDir: string, env: Readonly<Record<string, string | undefined>>): CliStores {
+export async function storageFromEnv(env: Readonly<Record<string, string | undefined>>): Promise<{ connection: BlobConnection; setting: string } | undefined> {
+  const forwarderOnly = Object.fromEntries(Object.entries(env).filter(([name]) => name.startsWith('FORWARDER_STORAGE')));
+  const selected = ['FORWARDER_STORAGE_CONNECTION', 'FORWARDER_STORAGE__blobServiceUri', 'FORWARDER_STORAGE__accountName'].some((name) => env[name]?.trim());
+  if (!selected) return undefined;
+  const problems: string[] = [];
+  const storage = readForwarderStorage(forwarderOnly, problems);
+  if (problems[0] !== undefined) throw new InvalidSettingError(problems[0]);
+  if (storage.kind === 'connectionString') return { connection: { connectionString: storage.connectionString }, setting: storage.setting };
+  // Loaded only for identity-based storage: the identity library is large.
+  const { DefaultAzureCredential } = await import('@azure/identity');
+  const credential = new DefaultAzureCredential(storage.clientId !== undefined ? { managedIdentityClientId: storage.clientId } : {});
+  return { connection: { accountUrl: storage.accountUrl, credential }, setting: storage.setting };
+}
+
+/**
+ * Where the CLI keeps its ledger, dead letters and quarantine: blob storage when the `FORWARDER_STORAGE...`
+ * settings name an account ({@link storageFromEnv}: shared with the Function, so the CLI and the Function
+ * never notify twice), else the local state folder.
+ *
+ * @throws InvalidSettingError when a storage or container setting is invalid.
+ */
+export async function openStores(stateDir: string, env: Readonly<Record<string, string | undefined>>): Promise<CliStores> {
   const problems: string[] = [];
   const leaseMs = readLedgerLeaseSeconds(env, problems) * 1000;
   if (problems[0] !== undefined) throw new InvalidSettingError(problems[0]);
-  const connectionString = env['FORWARDER_STORAGE_CONNECTION']?.trim();
-  if (connectionString) {
+  const storage = await storageFromEnv(env);
+  if (storage) {
+    const { connection } = storage;
     // The Function's container settings, so that both share one ledger.
     const container = (setting: string): { containerName?: string } => {
       const name = env[setting]?.trim();
@@ -45,9 +69,9 @@ export function openStores(stateDir: string, env: Readonly<Record<string, string
       return name ? { containerName: name } : {};
     };
     return {
-      ledger: rememberUnconfirmed(createBlobLedger({ connectionString, leaseMs, ...container('LEDGER_CONTAINER') })),
-      deadLetters: createBlobDeadLetterStore({ connectionString, ...container('DEADLETTER_CONTAINER') }),
-      quarantine: createBlobQuarantineStore({ connectionString, ...container('QUARANTINE_CONTAINER') }),
+      ledger: rememberUnconfirmed(createBlobLedger({ ...connection, leaseMs, ...container('LEDGER_CONTAINER') })),
+      deadLetters: createBlobDeadLetterStore({ ...connection, ...container('DEADLETTER_CONTAINER') }),
+      quarantine: createBlobQuarantineStore({ ...connection, ...container('QUARANTINE_CONTAINER') }),
     };
   }
   return {

@@ -141,7 +141,7 @@ describe('forward --from-eventhub', () => {
       [[], { EVENTHUB_CONSUMER_GROUP: undefined }, /--consumer-group <name> is required/],
       [[], { EVENTHUB_CONSUMER_GROUP: '$Default' }, /\$Default is shared/],
       [[], { EVENTHUB_CONNECTION: undefined }, /needs EVENTHUB_CONNECTION/],
-      [[], { FORWARDER_STORAGE_CONNECTION: undefined }, /set FORWARDER_STORAGE_CONNECTION/],
+      [[], { FORWARDER_STORAGE_CONNECTION: undefined }, /set FORWARDER_STORAGE_CONNECTION .* or FORWARDER_STORAGE__accountName/],
       [['--input', 'x.json'], {}, /leave out --input/],
       [['--dry-run'], {}, /for a dry run/],
       [['--namespace', 'ns.servicebus.windows.net'], { EVENTHUB_NAME: undefined }, /--eventhub <name> is required with --namespace/],
@@ -158,10 +158,15 @@ describe('forward --from-eventhub', () => {
       expect(run.stderr).not.toContain('AccountKey=');
     }
     // The stores' container settings are checked for every command that opens them.
-    for (const command of [['forward', '--input', rulesFile], ['redrive'], ['status']]) {
-      const badContainer = await cli([...command, '--rules', rulesFile].slice(0, command[0] === 'status' ? 1 : undefined), { env: { ...env, LEDGER_CONTAINER: 'Bad_Name' } });
-      expect(badContainer.code, command[0]).toBe(2);
+    for (const command of [['forward', '--input', rulesFile], ['redrive'], ['status'], ['forward', '--from-eventhub']]) {
+      const argv = [...command, '--rules', rulesFile].slice(0, command[0] === 'status' ? 1 : undefined);
+      const badContainer = await cli(argv, { env: { ...env, LEDGER_CONTAINER: 'Bad_Name' } });
+      expect(badContainer.code, command.join(' ')).toBe(2);
       expect(badContainer.stderr).toMatch(/LEDGER_CONTAINER=Bad_Name: /);
+      // Identity-based storage is checked the same way (the connection string would win over it: unset here).
+      const badAccount = await cli(argv, { env: { ...env, FORWARDER_STORAGE_CONNECTION: undefined, FORWARDER_STORAGE__accountName: 'Not_An_Account' } });
+      expect(badAccount.code, command.join(' ')).toBe(2);
+      expect(badAccount.stderr).toMatch(/FORWARDER_STORAGE__accountName must be a storage account name/);
     }
     const noInput = await cli(['forward', '--rules', rulesFile], { env });
     expect(noInput.code).toBe(2);
