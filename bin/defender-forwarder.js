@@ -21,7 +21,9 @@ try {
   process.exitCode = await runCli(process.argv.slice(2));
 } catch (error) {
   // runCli answers every expected failure itself; this is the last resort for a defect: one line, exit 2.
-  process.stderr.write(`defender-forwarder: unexpected error: ${error instanceof Error ? error.message : String(error)}\n`);
+  // Masked as the commands mask SDK text: a storage or Event Hubs error may quote a key or a SAS signature.
+  const text = (error instanceof Error ? error.message : String(error)).replace(/\b(SharedAccessKey|AccountKey|SharedAccessSignature|sig)=([^;&\s"']+)/gi, '$1=<redacted>');
+  process.stderr.write(`defender-forwarder: unexpected error: ${text}\n`);
   if (process.env.DEBUG) process.stderr.write(`${error instanceof Error ? error.stack : ''}\n`);
   process.exitCode = 2;
 }

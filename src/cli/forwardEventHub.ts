@@ -48,6 +48,7 @@ export async function forwardFromEventHub(options: EventHubForwardOptions, io: C
   let events = 0;
   // Records are written in order per batch; batches of different partitions interleave whole.
   let reportQueue: Promise<void> = Promise.resolve();
+  let reportFailed = false;
   if (options.report === 'table') await writeOut(io.stdout, tableHeader());
 
   await options.checkpoints.createIfNotExists().catch((error: unknown) => {
@@ -87,9 +88,15 @@ export async function forwardFromEventHub(options: EventHubForwardOptions, io: C
         });
         io.stderr.write(`${JSON.stringify(account)}\n`);
         const results = batch.results;
-        reportQueue = reportQueue.then(async () => {
-          for (const result of results) await writeRecord(io, options.report, result);
-        });
+        reportQueue = reportQueue
+          .then(async () => {
+            for (const result of results) await writeRecord(io, options.report, result);
+          })
+          .catch((error: unknown) => {
+            // stdout went away: the report is lost, the run (and its checkpoints) goes on.
+            if (!reportFailed) io.stderr.write(`forward: the per-record report could not be written (${oneLine(describe(error))}); going on without it\n`);
+            reportFailed = true;
+          });
       },
       onPartition: (change) =>
         io.stderr.write(`forward: partition ${change.partitionId} ${change.state === 'claimed' ? 'claimed' : `released (${change.reason ?? 'stopped'})`}\n`),

@@ -113,6 +113,9 @@ export const DEFAULT_OWNERSHIP_EXPIRY_MS = 30_000;
 const DEFAULT_MAX_WAIT_SECONDS = 1;
 const DEFAULT_STORE_RETRY_INITIAL_MS = 1000;
 const DEFAULT_STORE_RETRY_MAX_MS = 30_000;
+/** Tries to write one batch's checkpoint, 1 s then 2 s apart. */
+const CHECKPOINT_ATTEMPTS = 3;
+const CHECKPOINT_RETRY_MS = 1000;
 /** Longest wait for the subscription or the client to close when stopping. */
 const CLOSE_WAIT_MS = 10_000;
 
@@ -191,12 +194,14 @@ export class StandaloneConsumer {
   stop(): Promise<void> {
     this.#stopping ??= (async () => {
       this.#stopped.abort();
+      // The batches in flight finish (and are checkpointed) BEFORE the subscription closes: closing gives the
+      // partitions up at once, and another instance would start reading them again while they still run.
+      await Promise.allSettled([...this.#inFlight]);
       try {
         // Bounded: the AMQP library's link close can wait forever when the connection drops meanwhile
         // (rhea-promise 3.0.3); a stop must end, and nothing unacknowledged is lost by not waiting.
         await withinMs(this.#subscription?.close() ?? Promise.resolve(), CLOSE_WAIT_MS);
       } finally {
-        await Promise.allSettled([...this.#inFlight]);
         await withinMs(this.#client.close(), CLOSE_WAIT_MS);
       }
     })();
@@ -255,7 +260,9 @@ export class StandaloneConsumer {
     const backlog: Record<string, number> = {};
     for (const partition of properties) {
       const last = partition.isEmpty ? partition.beginningSequenceNumber - 1 : partition.lastEnqueuedSequenceNumber;
-      const done = checkpointed.get(partition.partitionId) ?? partition.beginningSequenceNumber - 1;
+      // Without a checkpoint, a consumer started at `latest` never reads what was there before it: not backlog.
+      const unstarted = this.#options.startPosition === 'latest' ? last : partition.beginningSequenceNumber - 1;
+      const done = checkpointed.get(partition.partitionId) ?? unstarted;
       backlog[partition.partitionId] = Math.max(0, last - done);
     }
     return backlog;
@@ -269,7 +276,8 @@ export class StandaloneConsumer {
 
   #track(work: Promise<void>): Promise<void> {
     this.#inFlight.add(work);
-    void work.finally(() => this.#inFlight.delete(work));
+    // The bookkeeping chain must not become an unhandled rejection of its own (the SDK handles `work`'s).
+    work.finally(() => this.#inFlight.delete(work)).catch(() => undefined);
     return work;
   }
 
@@ -315,14 +323,20 @@ export class StandaloneConsumer {
     state.events += events.length;
     state.last = last.sequenceNumber;
     let checkpointed = false;
-    try {
-      await context.updateCheckpoint(last);
-      state.checkpointed = last.sequenceNumber;
-      checkpointed = true;
-    } catch (error) {
-      this.#options.events?.onCheckpointError?.({ partitionId, sequenceNumber: last.sequenceNumber, error });
+    // A partition taken over while this batch ran is not ours to checkpoint: the write is unconditional and
+    // could move the new owner's newer checkpoint back.
+    for (let attempt = 1; state.owned && !checkpointed && attempt <= CHECKPOINT_ATTEMPTS; attempt++) {
+      try {
+        await context.updateCheckpoint(last);
+        state.checkpointed = last.sequenceNumber;
+        checkpointed = true;
+      } catch (error) {
+        this.#options.events?.onCheckpointError?.({ partitionId, sequenceNumber: last.sequenceNumber, error });
+        // A few tries: the last batch of a quiet partition has no next batch whose checkpoint would cover it.
+        if (attempt < CHECKPOINT_ATTEMPTS) await sleep(CHECKPOINT_RETRY_MS * attempt, [this.#stopped.signal]);
+      }
     }
-    this.#options.events?.onBatch?.({
+    this.#tell(partitionId, () => this.#options.events?.onBatch?.({
       partitionId,
       events: events.length,
       firstSequenceNumber: first.sequenceNumber,
@@ -333,7 +347,16 @@ export class StandaloneConsumer {
       results,
       checkpointed,
       attempts,
-    });
+    }));
+  }
+
+  /** Runs an observer; one that throws is reported, never allowed to fail the batch (it has its outcome). */
+  #tell(partitionId: string, observe: () => void): void {
+    try {
+      observe();
+    } catch (error) {
+      this.#options.events?.onError?.({ partitionId, error });
+    }
   }
 }
 

@@ -136,6 +136,13 @@ describe('forward --from-eventhub', () => {
     expect(elapsedMs).toBeLessThan(20_000);
   }, 40_000);
 
+  it('--start-position latest skips what was there before, and --exit-when-idle still ends the run', async () => {
+    hub.append(hubName, '0', [alert(4000).body, alert(4001).body]);
+    const run = await cli(['forward', '--from-eventhub', '--rules', rulesFile, '--start-position', 'latest', '--exit-when-idle', '1', '--report', 'none'], { env });
+    expect(run.code).toBe(0);
+    expect(hec.events).toHaveLength(0);
+  }, 30_000);
+
   it('refuses what it cannot run, with messages that say what to set, and never echoes the connection string', async () => {
     const cases: [string[], Record<string, string | undefined>, RegExp][] = [
       [[], { EVENTHUB_CONSUMER_GROUP: undefined }, /--consumer-group <name> is required/],
