@@ -108,8 +108,15 @@ describe('fault injection: standalone consumer', () => {
 
       // 4. The blob store (quarantine, dead letters, ledger, checkpoints) unreachable: batches stay
       //    unacknowledged and run again once it is back.
+      //    Half the slice first; once the consumer is working on it, the store goes away and the other half
+      //    arrives meanwhile, so batches certainly meet the outage.
+      const phase4 = slices[3] ?? [];
+      const beforeOutage = consumer.batches();
+      publish(phase4.slice(0, phase4.length / 2));
+      await waitFor(() => consumer.batches() > beforeOutage, 60_000, () => 'phase 4: a batch before the store outage');
       const storeDown = outage(rig.storeProxy, 'refuse', 6000);
-      publish(slices[3] ?? []);
+      publish(phase4.slice(phase4.length / 2));
+      await waitFor(() => /a store is unreachable/.test(consumer.stderr), 6000, () => 'phase 4: a batch meeting the store outage');
       await storeDown;
       rig.fault('blob store outage (6 s)');
 
