@@ -4,6 +4,7 @@
  * accounting that proves nothing was lost: what the stand-ins received, counted per record.
  */
 import { BlobServiceClient } from '@azure/storage-blob';
+import { expect } from 'vitest';
 import { devConnectionString } from '../support/azurite.js';
 import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
 import { SMTP_ANSWERS, startSmtpServer, type SmtpStandIn } from '../support/smtpServer.js';
@@ -280,6 +281,25 @@ export async function account(rig: FaultRig, records: readonly GeneratedRecord[]
     expiredLetters,
     lost: splunkMissing.length + teams.missing.length + email.missing.length + quarantineLost,
   };
+}
+
+/**
+ * What both runs must show: every valid record in Splunk, every notification exactly once (none missing, none
+ * twice, none unexpected), every invalid record quarantined with its code, no dead letter left or expired.
+ */
+export function expectNothingLostOrRepeated(result: Accounting): void {
+  const sample = { splunk: result.splunkMissing.slice(0, 5), teams: result.teamsMissing.slice(0, 3), email: result.emailMissing.slice(0, 3) };
+  expect(result.lost, JSON.stringify(sample)).toBe(0);
+  expect(result.splunkMissing).toEqual([]);
+  expect(result.teamsDuplicates).toEqual([]);
+  expect(result.emailDuplicates).toEqual([]);
+  expect(result.teamsMissing).toEqual([]);
+  expect(result.emailMissing).toEqual([]);
+  expect(result.teamsUnexpected).toEqual([]);
+  expect(result.emailUnexpected).toEqual([]);
+  expect(result.quarantineFound).toEqual(result.quarantineExpected);
+  expect(result.deadLettersLeft).toBe(0);
+  expect(result.expiredLetters).toBe(0);
 }
 
 /** The table the suite prints (and the README quotes). */
