@@ -17,6 +17,7 @@ import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { Sink } from '../sinks/sink.js';
 import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
 import { accountRun } from '../pipeline/accounting.js';
+import { deliveryBudgetSeconds } from '../config/appSettings.js';
 
 /** Per-record report on stdout: JSON lines, a table, or none (a long-running consumer logs summaries only). */
 export type ReportFormat = 'json' | 'table' | 'none';
@@ -89,11 +90,10 @@ export function createRunPipeline(options: PipelineParts, io: CliIo): Pipeline {
  * @throws InvalidSettingError naming the setting when it is out of range.
  */
 export function deliveryPolicy(env: Readonly<Record<string, string | undefined>>): RetryPolicy {
-  const text = env['DELIVERY_BUDGET_SECONDS']?.trim();
-  if (!text) return DEFAULT_RETRY_POLICY;
-  const seconds = Number(text);
-  if (!Number.isFinite(seconds) || seconds < 5 || seconds > 300) {
-    throw new InvalidSettingError(`DELIVERY_BUDGET_SECONDS=${text}: expected a number of seconds from 5 to 300`);
+  if (!env['DELIVERY_BUDGET_SECONDS']?.trim()) return DEFAULT_RETRY_POLICY;
+  const seconds = deliveryBudgetSeconds(env);
+  if (seconds === undefined) {
+    throw new InvalidSettingError(`DELIVERY_BUDGET_SECONDS=${env['DELIVERY_BUDGET_SECONDS']?.trim() ?? ''}: expected a number of seconds from 5 to 300`);
   }
   return { ...DEFAULT_RETRY_POLICY, maxTotalMs: seconds * 1000 };
 }

@@ -12,7 +12,7 @@ import { rememberUnconfirmed } from '../delivery/unconfirmed.js';
 import { containerNameProblem, createBlobQuarantineStore, type QuarantineBacklog } from '../storage/blobQuarantine.js';
 import { InvalidSettingError } from './exit.js';
 import { readForwarderStorage, readLedgerLeaseSeconds } from '../config/appSettings.js';
-import type { BlobConnection } from '../storage/blobContainer.js';
+import { blobConnectionOf, type BlobConnection } from '../storage/blobContainer.js';
 import type { DeadLetterStore } from '../storage/deadLetterStore.js';
 import { FolderDeadLetterStore } from '../storage/folderDeadLetters.js';
 import { FolderLedger } from '../storage/folderLedger.js';
@@ -40,11 +40,7 @@ export async function storageFromEnv(env: Readonly<Record<string, string | undef
   const problems: string[] = [];
   const storage = readForwarderStorage(forwarderOnly, problems);
   if (problems[0] !== undefined) throw new InvalidSettingError(problems[0]);
-  if (storage.kind === 'connectionString') return { connection: { connectionString: storage.connectionString }, setting: storage.setting };
-  // Loaded only for identity-based storage: the identity library is large.
-  const { DefaultAzureCredential } = await import('@azure/identity');
-  const credential = new DefaultAzureCredential(storage.clientId !== undefined ? { managedIdentityClientId: storage.clientId } : {});
-  return { connection: { accountUrl: storage.accountUrl, credential }, setting: storage.setting };
+  return { connection: await blobConnectionOf(storage), setting: storage.setting };
 }
 
 /**

@@ -126,11 +126,9 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
   };
   const deadLetterContainer = container('DEADLETTER_CONTAINER', 'deadletter');
   const ledgerContainer = container('LEDGER_CONTAINER', 'ledger');
-  const budgetText = env['DELIVERY_BUDGET_SECONDS']?.trim();
-  const budgetSeconds = budgetText ? Number(budgetText) : 120;
-  // host.json sets functionTimeout to 10 minutes; destinations are delivered in parallel, then dead letters
-  // are written: 5 minutes at most leaves room for both.
-  if (!Number.isFinite(budgetSeconds) || budgetSeconds < 5 || budgetSeconds > 300) {
+  const budget = deliveryBudgetSeconds(env);
+  const budgetSeconds = budget ?? DEFAULT_DELIVERY_BUDGET_SECONDS;
+  if (budget === undefined) {
     problems.push(`DELIVERY_BUDGET_SECONDS must be a number of seconds from 5 to 300 (the function timeout is 10 minutes)`);
   }
 
@@ -210,6 +208,21 @@ export function readForwarderStorage(env: Env, problems: string[]): ForwarderSto
     'storage: set FORWARDER_STORAGE_CONNECTION or AzureWebJobsStorage to a connection string, or AzureWebJobsStorage__accountName (or FORWARDER_STORAGE__accountName) for the app\'s managed identity with "Storage Blob Data Owner"',
   );
   return fallback;
+}
+
+/** Delivery budget when DELIVERY_BUDGET_SECONDS is unset, in seconds. */
+export const DEFAULT_DELIVERY_BUDGET_SECONDS = 120;
+
+/**
+ * `DELIVERY_BUDGET_SECONDS` (5 to 300; the default when unset), or undefined when it is out of range. The
+ * same bounds for the Function and the command line: host.json's functionTimeout is 10 minutes, destinations
+ * are delivered in parallel, then dead letters are written, and 5 minutes at most leaves room for both.
+ */
+export function deliveryBudgetSeconds(env: Env): number | undefined {
+  const text = env['DELIVERY_BUDGET_SECONDS']?.trim();
+  if (!text) return DEFAULT_DELIVERY_BUDGET_SECONDS;
+  const seconds = Number(text);
+  return Number.isFinite(seconds) && seconds >= 5 && seconds <= 300 ? seconds : undefined;
 }
 
 /**

@@ -5,7 +5,7 @@
  * rules and reuse the same connections, and a bad setting or rules file stops the whole app at start-up,
  * loudly, instead of failing every invocation later.
  */
-import { readFunctionSettings, type ForwarderStorage, type FunctionSettings } from '../config/appSettings.js';
+import { readFunctionSettings, type FunctionSettings } from '../config/appSettings.js';
 import { createDelivery, type Delivery } from '../delivery/deliver.js';
 import { DEFAULT_RETRY_POLICY } from '../delivery/retry.js';
 import { loadRulesFile } from '../routing/load.js';
@@ -15,7 +15,7 @@ import { createSinks } from '../sinks/registry.js';
 import type { Sink } from '../sinks/sink.js';
 import { createBlobDeadLetterStore, type BlobDeadLetterStore } from '../storage/blobDeadLetters.js';
 import { createBlobLedger } from '../storage/blobLedger.js';
-import type { BlobConnection } from '../storage/blobContainer.js';
+import { blobConnectionOf } from '../storage/blobContainer.js';
 import type { DeliveryLedger } from '../delivery/contracts.js';
 import { rememberUnconfirmed } from '../delivery/unconfirmed.js';
 import { createBlobQuarantineStore, type BlobQuarantineStore } from '../storage/blobQuarantine.js';
@@ -42,7 +42,7 @@ export async function createFunctionApp(env: Readonly<Record<string, string | un
   const settings = readFunctionSettings(env);
   const rules = await loadRulesFile(settings.routesFile);
   const sinks = createSinks(rules, { env, http: createHttpClient() });
-  const connection = await storageConnection(settings.storage);
+  const connection = await blobConnectionOf(settings.storage);
   // Shared by the pipeline (claims) and delivery (confirms): a confirmation lost to a store outage is
   // completed, not re-sent, when the host runs the batch again.
   const ledger = rememberUnconfirmed(createBlobLedger({ ...connection, containerName: settings.ledgerContainer, leaseMs: settings.ledgerLeaseMs }));
@@ -56,15 +56,6 @@ export async function createFunctionApp(env: Readonly<Record<string, string | un
     deadLetters,
     delivery: createDelivery({ rules, sinks, ledger, deadLetters, policy: { ...DEFAULT_RETRY_POLICY, maxTotalMs: settings.deliveryBudgetMs } }),
   };
-}
-
-/** How the stores reach the account: the connection string, or the account URL with an Entra ID credential. */
-async function storageConnection(storage: ForwarderStorage): Promise<BlobConnection> {
-  if (storage.kind === 'connectionString') return { connectionString: storage.connectionString };
-  // Loaded only for identity-based storage: the identity library is large.
-  const { DefaultAzureCredential } = await import('@azure/identity');
-  const credential = new DefaultAzureCredential(storage.clientId !== undefined ? { managedIdentityClientId: storage.clientId } : {});
-  return { accountUrl: storage.accountUrl, credential };
 }
 
 let shared: Promise<FunctionApp> | undefined;

@@ -9,6 +9,7 @@ import {
   type BlobQuarantineConnection,
 } from './blobQuarantine.js';
 import { failureFacts } from './quarantineStoreError.js';
+import type { ForwarderStorage } from '../config/appSettings.js';
 import { blobStoreError, type ContainerIdentity, type StorePurpose } from './storeError.js';
 
 /** How to reach the storage account: a connection string, or an account URL and a credential. */
@@ -41,6 +42,18 @@ export function connectContainer(
       ? BlobServiceClient.fromConnectionString(connection.connectionString, clientOptions)
       : new BlobServiceClient(connection.accountUrl, connection.credential, clientOptions);
   return service.getContainerClient(containerName);
+}
+
+/**
+ * How to reach the account the settings name: the connection string, or the account URL with an Entra ID
+ * credential (`DefaultAzureCredential`; `clientId` picks a user-assigned managed identity).
+ */
+export async function blobConnectionOf(storage: ForwarderStorage): Promise<BlobConnection> {
+  if (storage.kind === 'connectionString') return { connectionString: storage.connectionString };
+  // Loaded only for identity-based storage: the identity library is large.
+  const { DefaultAzureCredential } = await import('@azure/identity');
+  const credential = new DefaultAzureCredential(storage.clientId !== undefined ? { managedIdentityClientId: storage.clientId } : {});
+  return { accountUrl: storage.accountUrl, credential };
 }
 
 /** A container that may be created on first use; a `ContainerClient` satisfies it. */
