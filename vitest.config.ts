@@ -1,5 +1,10 @@
 import { configDefaults, defineConfig } from 'vitest/config';
 
+// The HTTPS stand-ins (Application Insights ingestion) use test/support/tls/localhost.crt. Node reads
+// NODE_EXTRA_CA_CERTS when a process starts, so it is set here, before the test processes are forked; the
+// command-line processes the tests spawn inherit it.
+process.env['NODE_EXTRA_CA_CERTS'] = new URL('./test/support/tls/localhost.crt', import.meta.url).pathname;
+
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],

@@ -18,11 +18,11 @@ import { functionApp } from '../src/host/functionApp.js';
 // a problem stops the app from registering, loud in the host's log, instead of failing every batch later.
 const shared = await functionApp();
 
+// `routing`: each invocation takes the rules current when it starts (a rules blob may have changed).
 export const forwardDefenderExport = createEventHubHandler({
-  rules: shared.rules,
+  routing: shared.routing,
   ledger: shared.ledger,
   quarantine: shared.quarantine,
-  delivery: shared.delivery,
 });
 
 app.generic('forwardDefenderExport', {

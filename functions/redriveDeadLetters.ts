@@ -14,13 +14,13 @@ import { app } from '@azure/functions';
 import { functionApp } from '../src/host/functionApp.js';
 import { createRedriveTimerHandler } from '../src/host/redriveTimer.js';
 
-// Shared with the Event Hub function: one rules load, one set of sinks, the same ledger and stores.
+// Shared with the Event Hub function: one rules source, the same sinks, ledger and stores. Each run takes
+// the rules current when it starts.
 const shared = await functionApp();
 
 export const redriveDeadLetters = createRedriveTimerHandler({
   store: shared.deadLetters,
-  rules: shared.rules,
-  sinks: shared.sinks,
+  routing: shared.routing,
   ledger: shared.ledger,
   minIntervalMs: shared.settings.redriveMinIntervalMs,
   maxAgeMs: shared.settings.redriveMaxAgeMs,

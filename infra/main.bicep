@@ -48,6 +48,14 @@ param deploymentContainerName string = 'app-package'
 @description('ROUTES_FILE: the routing rules, relative to the app root. The file must be deployed with the app (copy config/routes.example.yaml to config/routes.yaml and edit it).')
 param routesFile string = 'config/routes.yaml'
 
+@description('ROUTES_BLOB_URL: the URL of a blob holding the routing rules (https://<account>.blob.core.windows.net/<container>/routes.yaml), read instead of ROUTES_FILE and re-read when its ETag changes, so a rules change needs no redeployment. Empty: the deployed file is used. The app reads it with its managed identity: the blob must be in the app\'s storage account (the identity has Storage Blob Data Owner there) or the identity needs Storage Blob Data Reader on the blob\'s account or container. Do not put a SAS URL here (it would show in the deployment history): pass it in extraAppSettings as a Key Vault reference.')
+param routesBlobUrl string = ''
+
+@description('ROUTES_REFRESH_SECONDS: how often at most the app checks the rules blob\'s ETag (5 to 3600); a rules change takes effect within this time.')
+@minValue(5)
+@maxValue(3600)
+param routesRefreshSeconds int = 60
+
 @description('Additional app settings (name -> value), e.g. for other \${ENV} names your rules refer to. Use "@Microsoft.KeyVault(SecretUri=...)" references for secrets, never literal secrets.')
 param extraAppSettings object = {}
 
@@ -193,6 +201,11 @@ param alertEmail string = ''
 @minValue(1)
 @maxValue(48)
 param silenceAlertHours int = 24
+
+@description('Alert when a batch is older than this many minutes when the forwarder starts on it (metric forwarder.batch.age: now minus the enqueued time of its oldest event). The forwarder is falling behind the hub, or a partition is stuck on a store outage.')
+@minValue(5)
+@maxValue(1440)
+param batchAgeAlertMinutes int = 30
 
 // ---------------------------------------------------------------------------------------------------------
 // Names and constants
@@ -452,6 +465,8 @@ var functionAppSettings = {
   EVENTHUB_NAME: eventHub.name
   EVENTHUB_CONSUMER_GROUP: consumerGroup.name
   ROUTES_FILE: routesFile
+  ROUTES_BLOB_URL: routesBlobUrl
+  ROUTES_REFRESH_SECONDS: string(routesRefreshSeconds)
   QUARANTINE_CONTAINER: quarantineContainer
   DEADLETTER_CONTAINER: deadLetterContainer
   LEDGER_CONTAINER: ledgerContainer
@@ -675,6 +690,47 @@ traces
           timeAggregation: 'Count'
           operator: 'LessThan'
           threshold: 1
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: alertActionGroups
+    }
+  }
+}
+
+resource batchAgeAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: 'defender-forwarder-batch-age-${token}'
+  location: location
+  tags: allTags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'defender-forwarder: batches older than ${batchAgeAlertMinutes} minutes'
+    description: 'The metric forwarder.batch.age (now minus the enqueued time of the oldest event of a batch, when the forwarder starts on it) went over the threshold: the forwarder is behind the Event Hub (scale, partitions, a slow destination) or a partition is stuck while a store is unreachable. Exports older than the hub retention are lost.'
+    severity: 2
+    enabled: true
+    scopes: [
+      appInsights.id
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+customMetrics
+| where name == 'forwarder.batch.age'
+| summarize ageMinutes = max(valueMax) / 60000.0 by bin(timestamp, 5m)
+'''
+          timeAggregation: 'Maximum'
+          metricMeasureColumn: 'ageMinutes'
+          operator: 'GreaterThan'
+          threshold: batchAgeAlertMinutes
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1

@@ -16,6 +16,7 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy } from '../delivery/retry.js';
 import type { DeadLetterSink, DeliveryLedger } from '../delivery/contracts.js';
 import type { Sink } from '../sinks/sink.js';
 import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
+import { recordRun } from '../telemetry/metrics.js';
 import { accountRun } from '../pipeline/accounting.js';
 import { deliveryBudgetSeconds } from '../config/appSettings.js';
 
@@ -137,16 +138,15 @@ export async function forwardCommand(options: ForwardOptions, io: CliIo): Promis
   await flush();
   const title = `defender-forwarder forward${options.dryRun ? ' (dry run: nothing was sent)' : ''}`;
   io.stderr.write(renderSummary({ title, dryRun: options.dryRun, bodies, elapsedMs: Date.now() - startedMs, ...tally.view() }));
-  if (options.summary === 'json') {
-    const account = accountRun(tally.summary, {
-      host: 'cli',
-      source: options.inputs.join(' '),
-      startedAt: new Date(startedMs),
-      finishedAt: new Date(),
-      extra: { bodies, dryRun: options.dryRun },
-    });
-    await writeOut(io.stdout, `${JSON.stringify(account)}\n`);
-  }
+  const account = accountRun(tally.summary, {
+    host: 'cli',
+    source: options.inputs.join(' '),
+    startedAt: new Date(startedMs),
+    finishedAt: new Date(),
+    extra: { bodies, dryRun: options.dryRun },
+  });
+  recordRun(account);
+  if (options.summary === 'json') await writeOut(io.stdout, `${JSON.stringify(account)}\n`);
   if (preview && options.preview) {
     const files = await preview.write(options.preview.folder, options.preview.sinks);
     io.stderr.write(`  preview: ${files} files written under ${options.preview.folder}\n`);

@@ -9,6 +9,7 @@
  * partition ownership changes, and the run's summary when it stops.
  */
 import { ContainerClient, type StoragePipelineOptions } from '@azure/storage-blob';
+import { recordRun } from '../telemetry/metrics.js';
 import { accountRun } from '../pipeline/accounting.js';
 import { StandaloneConsumer, type EventHubSource } from '../eventhub/consumer.js';
 import { oneLine, renderSummary, tableHeader } from './render.js';
@@ -86,6 +87,7 @@ export async function forwardFromEventHub(options: EventHubForwardOptions, io: C
             ...(batch.attempts > 1 ? { attempts: batch.attempts } : {}),
           },
         });
+        recordRun(account);
         io.stderr.write(`${JSON.stringify(account)}\n`);
         const results = batch.results;
         reportQueue = reportQueue

@@ -9,6 +9,7 @@ import type { ContainerClient } from '@azure/storage-blob';
 import { packageRoot } from '../config/packageRoot.js';
 import { loadRulesFile, RulesError } from '../routing/load.js';
 import type { RoutingRules } from '../routing/types.js';
+import { readTelemetrySettings, startMetricsExport, type MetricsExport } from '../telemetry/azureMonitor.js';
 import { EXIT, InvalidSettingError, type ExitCode } from './exit.js';
 import { forwardCommand, type ReportFormat } from './forward.js';
 import { checkpointContainer, forwardFromEventHub } from './forwardEventHub.js';
@@ -24,7 +25,7 @@ import { routesTestCommand } from './routesTest.js';
 import { validateCommand } from './validate.js';
 import { parseDuration, redriveCommand } from './redrive.js';
 import { statusCommand } from './status.js';
-import { DEFAULT_REDRIVE_MAX_AGE_MS } from '../delivery/redrive.js';
+import { readRedriveMaxAgeHours } from '../config/appSettings.js';
 import { StoreError } from '../storage/storeError.js';
 import { closeHttpClient, createHttpClient } from '../sinks/http.js';
 import { closeSinks, createSinks } from '../sinks/registry.js';
@@ -93,7 +94,9 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
   const program = buildProgram(io, (code) => {
     exitCode = code;
   });
+  let telemetry: MetricsExport | undefined;
   try {
+    telemetry = await startCliTelemetry(argv, io);
     await program.parseAsync([...argv], { from: 'user' });
     return exitCode;
   } catch (error) {
@@ -112,7 +115,26 @@ export async function runCli(argv: readonly string[], io: CliIo = processIo()): 
       return EXIT.usage;
     }
     throw error;
+  } finally {
+    // What the run recorded since the last periodic export is sent before the command returns.
+    await telemetry?.shutdown().catch((error: unknown) => io.stderr.write(`defender-forwarder: metrics not exported (${error instanceof Error ? error.message : String(error)})\n`));
   }
+}
+
+/**
+ * `forward` and `redrive` export their metrics to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING
+ * is set (as the Function does); the other commands send nothing anywhere.
+ */
+async function startCliTelemetry(argv: readonly string[], io: CliIo): Promise<MetricsExport | undefined> {
+  if (argv[0] !== 'forward' && argv[0] !== 'redrive') return undefined;
+  if (argv.some((arg) => arg === '--help' || arg === '-h' || arg === '--dry-run')) return undefined;
+  const problems: string[] = [];
+  const settings = readTelemetrySettings(io.env, problems);
+  if (problems.length > 0) throw new InvalidSettingError(problems.join('; '));
+  if (settings === undefined) return undefined;
+  const running = await startMetricsExport(settings);
+  io.stderr.write(`${argv[0]}: ${running.description}\n`);
+  return running;
 }
 
 function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
@@ -362,15 +384,19 @@ function buildProgram(io: CliIo, setExit: (code: ExitCode) => void): Command {
     .option('--state-dir <dir>', 'local state, as for forward (unless $FORWARDER_STORAGE_CONNECTION names a storage account)', '.forwarder-state')
     .option('--destination <name...>', "only these destinations' letters")
     .option('--force', 'ignore the spacing between attempts: every letter is due now', false)
-    .option('--max-age <duration>', 'a letter older than this that fails again is moved to expired/ (7d, 12h, 90m)', parseDuration, DEFAULT_REDRIVE_MAX_AGE_MS)
+    .option('--max-age <duration>', 'a letter older than this that fails again is moved to expired/ (7d, 12h, 90m; default $REDRIVE_MAX_AGE_HOURS, else 7d)', parseDuration)
     .option('--dry-run', 'list what would be re-driven: nothing is sent or changed, no secrets are needed', false)
     .addOption(new Option('--report <format>', 'per-letter report on stdout').choices(['json', 'table']).default('table'))
     .addOption(new Option('--summary <format>', 'json: also the run.summary line on stdout, after the report').choices(['text', 'json']).default('text'))
     .action(
-      async (options: { rules?: string; stateDir: string; destination?: string[]; force: boolean; maxAge: number; dryRun: boolean; report: 'json' | 'table'; summary: 'text' | 'json' }) => {
+      async (options: { rules?: string; stateDir: string; destination?: string[]; force: boolean; maxAge?: number; dryRun: boolean; report: 'json' | 'table'; summary: 'text' | 'json' }) => {
         const rules = await loadRules(rulesPath(options.rules));
         const { destination, maxAge, ...rest } = options;
-        setExit(await redriveCommand({ ...rest, rules, maxAgeMs: maxAge, ...(destination !== undefined ? { destinations: destination } : {}) }, io));
+        // The same default as the re-drive timer's: REDRIVE_MAX_AGE_HOURS, else 7 days.
+        const problems: string[] = [];
+        const maxAgeMs = maxAge ?? readRedriveMaxAgeHours(io.env, problems) * 3_600_000;
+        if (problems.length > 0) throw new InvalidSettingError(problems.join('; '));
+        setExit(await redriveCommand({ ...rest, rules, maxAgeMs, ...(destination !== undefined ? { destinations: destination } : {}) }, io));
       },
     );
 

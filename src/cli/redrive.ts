@@ -9,6 +9,7 @@
 import { InvalidArgumentError } from 'commander';
 import { accountRedrive, emptyRedriveCounts, redriveDeadLetters, type RedriveCounts, type RedriveLetterEvent, type RedriveResult } from '../delivery/redrive.js';
 import type { RoutingRules } from '../routing/types.js';
+import { recordRun } from '../telemetry/metrics.js';
 import { closeHttpClient, createHttpClient } from '../sinks/http.js';
 import { closeSinks, createSinks } from '../sinks/registry.js';
 import { SinkConfigError } from '../sinks/settings.js';
@@ -109,10 +110,9 @@ export async function redriveCommand(options: RedriveCommandOptions, io: CliIo):
     closeHttpClient(http);
   }
   io.stderr.write(renderRedriveSummary(result, stores.deadLetters.location, Date.now() - startedMs, notable));
-  if (options.summary === 'json') {
-    const account = accountRedrive(result, { source: stores.deadLetters.location, startedAt, finishedAt: io.now() });
-    await writeOut(io.stdout, `${JSON.stringify(account)}\n`);
-  }
+  const account = accountRedrive(result, { source: stores.deadLetters.location, startedAt, finishedAt: io.now() });
+  recordRun(account);
+  if (options.summary === 'json') await writeOut(io.stdout, `${JSON.stringify(account)}\n`);
   if (result.dryRun) return EXIT.ok;
   const { failed, expired, unreadable, destinationGone } = result.totals;
   // Exit 1 is the command line's "something needs a look" code (forward uses it for quarantined records).

@@ -6,7 +6,10 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { containerNameProblem, DEFAULT_QUARANTINE_CONTAINER } from '../storage/blobQuarantine.js';
+import { maskBlobUrl, parseBlobUrl } from '../storage/rulesBlob.js';
 import { packageRoot } from './packageRoot.js';
+import { Secret } from './secret.js';
+import { readTelemetrySettings, type TelemetrySettings } from '../telemetry/azureMonitor.js';
 
 export interface FunctionSettings {
   /** Name of the Event Hub (`EVENTHUB_NAME`); the trigger resolves `%EVENTHUB_NAME%` itself. */
@@ -15,8 +18,16 @@ export interface FunctionSettings {
   readonly consumerGroup: string;
   /** How the trigger connects: a connection string or identity (`EVENTHUB_CONNECTION__fullyQualifiedNamespace`). */
   readonly eventHubConnection: 'connectionString' | 'identity';
-  /** Absolute path of the routing rules file (`ROUTES_FILE`, default `config/routes.yaml` in the app). */
-  readonly routesFile: string;
+  /**
+   * Where the routing rules come from: the blob `ROUTES_BLOB_URL` names when it is set (re-read when its ETag
+   * changes), else the file deployed with the app (`ROUTES_FILE`, default `config/routes.yaml` in the app).
+   */
+  readonly routes: RoutesLocation;
+  /**
+   * Longest time between two checks of the rules blob's ETag (`ROUTES_REFRESH_SECONDS`, default 60, 5 to
+   * 3,600). Read whatever the source; only a blob is checked again.
+   */
+  readonly routesRefreshMs: number;
   /**
    * Storage connection string for the forwarder's own blobs: quarantine, dead letters, notification ledger
    * (`FORWARDER_STORAGE_CONNECTION`, default `AzureWebJobsStorage`).
@@ -44,6 +55,11 @@ export interface FunctionSettings {
   readonly redriveMaxAgeMs: number;
   /** Spacing after a letter's first failed re-drive, doubling after each (`REDRIVE_MIN_INTERVAL_SECONDS`, default 60). */
   readonly redriveMinIntervalMs: number;
+  /**
+   * Metrics export to Application Insights (`APPLICATIONINSIGHTS_CONNECTION_STRING`,
+   * `APPLICATIONINSIGHTS_AUTHENTICATION_STRING`, `OTEL_METRIC_EXPORT_INTERVAL`); absent, nothing is exported.
+   */
+  readonly telemetry?: TelemetrySettings;
 }
 
 /** The re-drive timer's schedule when `REDRIVE_SCHEDULE` is not set: every 5 minutes, on the minute. */
@@ -60,6 +76,17 @@ const NCRONTAB_FIELDS = ['second', 'minute', 'hour', 'day', 'month', 'day-of-wee
 export type ForwarderStorage =
   | { readonly kind: 'connectionString'; readonly setting: string; readonly connectionString: string }
   | { readonly kind: 'identity'; readonly setting: string; readonly accountUrl: string; readonly clientId?: string };
+
+/**
+ * The routing rules' location. A blob's URL may carry a SAS, so it is a {@link Secret} (it prints as
+ * `<redacted>`); `origin` is the URL with its query string masked, for messages, logs and the health report.
+ */
+export type RoutesLocation =
+  | { readonly kind: 'file'; readonly path: string }
+  | { readonly kind: 'blob'; readonly url: Secret; readonly origin: string; readonly hasSas: boolean };
+
+/** `ROUTES_REFRESH_SECONDS` when unset. */
+export const DEFAULT_ROUTES_REFRESH_SECONDS = 60;
 
 export class SettingsError extends Error {
   constructor(readonly problems: readonly string[]) {
@@ -103,15 +130,10 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     problems.push(`${EVENTHUB_CONNECTION_SETTING} is not an Event Hubs connection string (no Endpoint=sb://...)`);
   }
 
-  const routesSetting = env['ROUTES_FILE']?.trim();
-  const routesFile = path.resolve(packageRoot(), routesSetting || path.join('config', 'routes.yaml'));
-  if (!existsSync(routesFile)) {
-    problems.push(
-      routesSetting
-        ? `ROUTES_FILE points to ${routesFile}, which does not exist`
-        : `no routing rules: deploy config/routes.yaml with the app (start from config/routes.example.yaml) or set ROUTES_FILE`,
-    );
-  }
+  const routes = readRoutesLocation(env, problems);
+  // Bounds: more often than every 5 s is a request per invocation on a busy hub for no gain; an hour is as
+  // long as anyone should wait for a rules change to take effect.
+  const routesRefreshSeconds = numberSetting(env, 'ROUTES_REFRESH_SECONDS', DEFAULT_ROUTES_REFRESH_SECONDS, 5, 3_600, 'seconds', 'an hour', problems);
 
   const storage = readForwarderStorage(env, problems);
   const quarantineContainer = env['QUARANTINE_CONTAINER']?.trim() || DEFAULT_QUARANTINE_CONTAINER;
@@ -137,10 +159,11 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
   if (scheduleProblem !== undefined) problems.push(`REDRIVE_SCHEDULE "${redriveSchedule}" ${scheduleProblem}`);
   // The widest spacing between two re-drives of a letter is 6 hours (DEFAULT_REDRIVE_MAX_INTERVAL_MS): the
   // first spacing cannot be wider.
-  const redriveMaxAgeHours = numberSetting(env, 'REDRIVE_MAX_AGE_HOURS', 168, 1, 8_760, 'hours', 'a year', problems);
+  const redriveMaxAgeHours = readRedriveMaxAgeHours(env, problems);
   const redriveMinIntervalSeconds = numberSetting(env, 'REDRIVE_MIN_INTERVAL_SECONDS', 60, 1, 21_600, 'seconds', 'the widest spacing, 6 hours', problems);
 
   const ledgerLeaseSeconds = readLedgerLeaseSeconds(env, problems);
+  const telemetry = readTelemetrySettings(env, problems);
 
   if (problems.length > 0) throw new SettingsError(problems);
   return Object.freeze({
@@ -148,7 +171,8 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     eventHubName,
     consumerGroup,
     eventHubConnection,
-    routesFile,
+    routes,
+    routesRefreshMs: Math.round(routesRefreshSeconds * 1000),
     storage,
     quarantineContainer,
     deadLetterContainer,
@@ -157,7 +181,73 @@ export function readFunctionSettings(env: Env = process.env): FunctionSettings {
     redriveSchedule,
     redriveMaxAgeMs: Math.round(redriveMaxAgeHours * 3_600_000),
     redriveMinIntervalMs: Math.round(redriveMinIntervalSeconds * 1000),
+    ...(telemetry ? { telemetry } : {}),
   });
+}
+
+/**
+ * The rules' location: `ROUTES_BLOB_URL` when set (the deployed file is then not needed), else `ROUTES_FILE`
+ * (relative to the app root), which must exist. Problems are added to `problems`; a blob URL's query string
+ * (a SAS) is never repeated.
+ */
+function readRoutesLocation(env: Env, problems: string[]): RoutesLocation {
+  const blobUrl = env['ROUTES_BLOB_URL']?.trim();
+  if (blobUrl) {
+    const problem = routesBlobUrlProblem(blobUrl);
+    if (problem !== undefined) problems.push(problem);
+    const hasSas = problem === undefined && new URL(blobUrl).searchParams.has('sig');
+    return { kind: 'blob', url: new Secret(blobUrl, 'ROUTES_BLOB_URL'), origin: maskBlobUrl(blobUrl), hasSas };
+  }
+  const routesSetting = env['ROUTES_FILE']?.trim();
+  const routesFile = path.resolve(packageRoot(), routesSetting || path.join('config', 'routes.yaml'));
+  if (!existsSync(routesFile)) {
+    problems.push(
+      routesSetting
+        ? `ROUTES_FILE points to ${routesFile}, which does not exist`
+        : `no routing rules: deploy config/routes.yaml with the app (start from config/routes.example.yaml), set ROUTES_FILE, or set ROUTES_BLOB_URL to a blob holding them`,
+    );
+  }
+  return { kind: 'file', path: routesFile };
+}
+
+const BLOB_URL_EXAMPLE = 'https://<account>.blob.core.windows.net/<container>/routes.yaml';
+
+/**
+ * Why `text` cannot be `ROUTES_BLOB_URL`, or undefined. Messages show the URL with its query string masked
+ * (a SAS is a secret); what a SAS says about itself (`sp`, `se`) is not secret and is checked here, so an
+ * expired or write-only SAS is named at start-up rather than reported as a bare 403.
+ */
+export function routesBlobUrlProblem(text: string, now: Date = new Date()): string | undefined {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return `ROUTES_BLOB_URL is not a URL: give the rules blob's URL, such as ${BLOB_URL_EXAMPLE}`;
+  }
+  const shown = `ROUTES_BLOB_URL (${maskBlobUrl(text)})`;
+  if (url.username !== '' || url.password !== '') return `ROUTES_BLOB_URL must not hold a user name or password: authenticate with a SAS in the query string, or the forwarder's storage identity`;
+  const loopback = ['127.0.0.1', 'localhost'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    return `${shown} must use https:// (http:// only for 127.0.0.1 or localhost, such as Azurite)`;
+  }
+  if (url.hash !== '') return `${shown} must not have a #fragment`;
+  if (parseBlobUrl(url) === undefined) {
+    return `${shown} does not name a container and a blob: use ${BLOB_URL_EXAMPLE}${loopback ? ' (Azurite: http://127.0.0.1:<port>/<account>/<container>/<blob>)' : ''}`;
+  }
+  if (url.search !== '') {
+    const query = url.searchParams;
+    if (!query.has('sig')) {
+      return `${shown} has a query string that is not a SAS (no sig=): give the URL alone, for the forwarder's storage identity or connection, or with a read SAS`;
+    }
+    const permissions = query.get('sp');
+    if (permissions !== null && !permissions.includes('r')) return `${shown}: the SAS does not allow reading (sp=${permissions}): it needs r`;
+    const expiry = query.get('se');
+    const expiresAt = expiry !== null ? Date.parse(expiry) : Number.NaN;
+    if (Number.isFinite(expiresAt) && expiresAt <= now.getTime()) {
+      return `${shown}: the SAS expired at ${new Date(expiresAt).toISOString()}: issue a new one`;
+    }
+  }
+  return undefined;
 }
 
 /**
@@ -229,6 +319,11 @@ export function deliveryBudgetSeconds(env: Env): number | undefined {
  * `LEDGER_LEASE_SECONDS` (10 to 86,400, default 600), read by the Function and the command line alike; a
  * problem is added to `problems`.
  */
+/** `REDRIVE_MAX_AGE_HOURS` (default 168: 7 days), for the re-drive timer and `redrive`'s default `--max-age`. */
+export function readRedriveMaxAgeHours(env: Env, problems: string[]): number {
+  return numberSetting(env, 'REDRIVE_MAX_AGE_HOURS', 168, 1, 8_760, 'hours', 'a year', problems);
+}
+
 export function readLedgerLeaseSeconds(env: Env, problems: string[]): number {
   return numberSetting(env, 'LEDGER_LEASE_SECONDS', 600, 10, 86_400, 'seconds', 'a day', problems);
 }

@@ -7,6 +7,7 @@
  */
 import { DeliveryError, type DeliveryItem, type Sink } from '../sinks/sink.js';
 import { Limiter } from './limiter.js';
+import { recordDeliveryAttempt, recordRetry } from '../telemetry/metrics.js';
 
 export interface RetryPolicy {
   /** Attempts per item, the first included. Default 5. */
@@ -116,7 +117,9 @@ export async function deliverWithRetry(
       for (const entry of pending) outcomes[entry.index] = finish(entry, false, budgetNote(entry, delayMs, dependencies.signal));
       break;
     }
-    dependencies.onRetry?.({ sink: sink.name, attempt: round, items: pending.length, delayMs, reason: pending[0]?.error?.reason ?? 'unknown' });
+    const reason = pending[0]?.error?.reason ?? 'unknown';
+    recordRetry(sink.name, reason);
+    dependencies.onRetry?.({ sink: sink.name, attempt: round, items: pending.length, delayMs, reason });
     try {
       await sleep(delayMs, dependencies.signal);
     } catch {
@@ -156,11 +159,14 @@ async function attemptAll(
         if (remainingMs <= 0) return chunk.map((entry) => ({ entry, error: overBudget(sink) }));
         const budget = AbortSignal.timeout(remainingMs);
         const attemptSignal = signal ? AbortSignal.any([signal, budget]) : budget;
+        const sentAt = performance.now();
         try {
           const results = await sink.send(
             chunk.map((entry) => entry.item),
             attemptSignal,
           );
+          const failed = results.find((result) => !result.ok);
+          recordDeliveryAttempt(sink.name, failed === undefined || failed.ok ? 'ok' : failed.error.reason, performance.now() - sentAt);
           return chunk.map((entry, i) => {
             const result = results[i];
             if (result === undefined) {
@@ -179,6 +185,7 @@ async function attemptAll(
                 : error instanceof DeliveryError
                 ? error
                 : new DeliveryError(`${sink.name}: ${error instanceof Error ? error.message : String(error)}`, { reason: 'sink-error', retryable: true, cause: error });
+          recordDeliveryAttempt(sink.name, failure.reason, performance.now() - sentAt);
           return chunk.map((entry) => ({ entry, error: failure }));
         }
       }),

@@ -6,7 +6,9 @@ import type { InvocationContext } from '@azure/functions';
 import type { Envelope, EventMetadata } from '../pipeline/decode.js';
 import { addToSummary, createPipeline, emptySummary, type RunSummary } from '../pipeline/run.js';
 import { accountRun } from '../pipeline/accounting.js';
+import { recordRun } from '../telemetry/metrics.js';
 import type { QuarantineSink } from '../pipeline/quarantine.js';
+import type { RoutingAccess } from '../routing/rulesSource.js';
 import type { NotificationLedger, RoutingRules } from '../routing/types.js';
 import { parseUtc } from '../model/time.js';
 import type { Delivery } from '../delivery/deliver.js';
@@ -65,88 +67,123 @@ function envelopesOf(messages: unknown, batch: BatchMetadata): Envelope[] {
   });
 }
 
-export interface EventHubHandlerDependencies {
-  /** The routing rules, loaded and validated when the app starts. */
+/** The routing one invocation decides and delivers with. */
+export interface BatchRouting {
   readonly rules: RoutingRules;
-  readonly ledger: NotificationLedger;
-  readonly quarantine: QuarantineSink;
   /** Delivers the routed records; absent, the handler only decides (and says so in its summary). */
   readonly delivery?: Delivery;
+  /** The rules' version, written in the invocation's `run.summary` line (`rulesVersion`) when known. */
+  readonly version?: string;
+}
+
+interface HandlerBasics {
+  readonly ledger: NotificationLedger;
+  readonly quarantine: QuarantineSink;
   readonly now?: () => Date;
 }
+
+/** Rules fixed for the handler's life (tests, and hosts whose rules never change). */
+interface FixedRouting {
+  /** The routing rules, loaded and validated when the app starts. */
+  readonly rules: RoutingRules;
+  /** Delivers the routed records; absent, the handler only decides (and says so in its summary). */
+  readonly delivery?: Delivery;
+  readonly routing?: never;
+}
+
+/** Rules taken afresh by each invocation, which keeps them for its whole batch (the Function app). */
+interface CurrentRouting {
+  /** The app's rules source (`FunctionApp.routing`). */
+  readonly routing: RoutingAccess<BatchRouting>;
+  readonly rules?: never;
+  readonly delivery?: never;
+}
+
+export type EventHubHandlerDependencies = HandlerBasics & (FixedRouting | CurrentRouting);
 
 /**
  * The Event Hub handler. It returns only when every event has an outcome; it throws when the quarantine store
  * is unreachable, so that the retry policy re-runs the batch instead of the host checkpointing past it.
  */
 export function createEventHubHandler(dependencies: EventHubHandlerDependencies): (messages: unknown, context: InvocationContext) => Promise<RunSummary> {
-  return async (messages, context) => {
-    const startedAt = (dependencies.now ?? (() => new Date()))();
-    const summary = emptySummary();
-    const batch = readBatchMetadata(context.triggerMetadata);
-    const envelopes = envelopesOf(messages, batch);
-    const retry = context.retryContext ? { retryCount: context.retryContext.retryCount, maxRetryCount: context.retryContext.maxRetryCount } : undefined;
-    let results;
-    try {
-      const pipeline = createPipeline({
-        rules: dependencies.rules,
-        ledger: dependencies.ledger,
-        quarantine: dependencies.quarantine,
-        ...(dependencies.delivery ? { delivery: withRetryLog(dependencies.delivery, context) } : {}),
-        ...(dependencies.now ? { now: dependencies.now } : {}),
-      });
-      results = await pipeline.processBatch(envelopes);
-    } catch (error) {
-      context.error(
-        JSON.stringify({
-          event: 'batch.failed',
-          partitionId: batch.partitionId ?? null,
-          events: envelopes.length,
-          firstInput: envelopes[0]?.input ?? null,
-          error: error instanceof Error ? error.message : String(error),
-          retry: retry ?? null,
-        }),
-      );
-      throw error;
-    }
-    for (const result of results) {
-      addToSummary(summary, result);
-      if (result.report.outcome === 'quarantined') {
-        context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
-      }
-      for (const failure of result.failures ?? []) {
-        const line = JSON.stringify({
-          event: failure.configuration ? 'destination.misconfigured' : 'record.deadLettered',
-          input: result.report.input,
-          kind: result.report.kind,
-          id: result.report.id,
-          destination: failure.destination,
-          reason: failure.reason,
-          attempts: failure.attempts,
-          error: failure.message,
-        });
-        // A misconfigured destination (credentials, permissions) fails every record until someone fixes it:
-        // loud, at error level.
-        if (failure.configuration) context.error(line);
-        else context.warn(line);
-      }
-    }
-    // One accounting line per invocation: the same shape the standalone consumer and the CLI emit.
-    const account = accountRun(summary, {
-      host: 'function',
-      source: `eh:${batch.partitionId ?? '?'}`,
-      startedAt,
-      finishedAt: (dependencies.now ?? (() => new Date()))(),
-      extra: {
-        invocationId: context.invocationId,
+  // The routing is taken once, at the start: the whole batch is decided and delivered with one version of
+  // the rules, even if a newer version arrives meanwhile.
+  if (dependencies.routing !== undefined) {
+    const source = dependencies.routing;
+    return (messages, context) => source.use(context, (routing) => runBatch(dependencies, routing, messages, context));
+  }
+  const fixed: BatchRouting = { rules: dependencies.rules, ...(dependencies.delivery ? { delivery: dependencies.delivery } : {}) };
+  return (messages, context) => runBatch(dependencies, fixed, messages, context);
+}
+
+async function runBatch(dependencies: HandlerBasics, routing: BatchRouting, messages: unknown, context: InvocationContext): Promise<RunSummary> {
+  const startedAt = (dependencies.now ?? (() => new Date()))();
+  const summary = emptySummary();
+  const batch = readBatchMetadata(context.triggerMetadata);
+  const envelopes = envelopesOf(messages, batch);
+  const retry = context.retryContext ? { retryCount: context.retryContext.retryCount, maxRetryCount: context.retryContext.maxRetryCount } : undefined;
+  let results;
+  try {
+    const pipeline = createPipeline({
+      rules: routing.rules,
+      ledger: dependencies.ledger,
+      quarantine: dependencies.quarantine,
+      ...(routing.delivery ? { delivery: withRetryLog(routing.delivery, context) } : {}),
+      ...(dependencies.now ? { now: dependencies.now } : {}),
+    });
+    results = await pipeline.processBatch(envelopes);
+  } catch (error) {
+    context.error(
+      JSON.stringify({
+        event: 'batch.failed',
         partitionId: batch.partitionId ?? null,
         events: envelopes.length,
-        ...(retry ? { retry } : {}),
-      },
-    });
-    context.log(JSON.stringify(account));
-    return summary;
-  };
+        firstInput: envelopes[0]?.input ?? null,
+        error: error instanceof Error ? error.message : String(error),
+        retry: retry ?? null,
+      }),
+    );
+    throw error;
+  }
+  for (const result of results) {
+    addToSummary(summary, result);
+    if (result.report.outcome === 'quarantined') {
+      context.warn(JSON.stringify({ event: 'record.quarantined', input: result.report.input, kind: result.report.kind, reason: result.report.reason }));
+    }
+    for (const failure of result.failures ?? []) {
+      const line = JSON.stringify({
+        event: failure.configuration ? 'destination.misconfigured' : 'record.deadLettered',
+        input: result.report.input,
+        kind: result.report.kind,
+        id: result.report.id,
+        destination: failure.destination,
+        reason: failure.reason,
+        attempts: failure.attempts,
+        error: failure.message,
+      });
+      // A misconfigured destination (credentials, permissions) fails every record until someone fixes it:
+      // loud, at error level.
+      if (failure.configuration) context.error(line);
+      else context.warn(line);
+    }
+  }
+  // One accounting line per invocation: the same shape the standalone consumer and the CLI emit.
+  const account = accountRun(summary, {
+    host: 'function',
+    source: `eh:${batch.partitionId ?? '?'}`,
+    startedAt,
+    finishedAt: (dependencies.now ?? (() => new Date()))(),
+    extra: {
+      invocationId: context.invocationId,
+      partitionId: batch.partitionId ?? null,
+      events: envelopes.length,
+      ...(retry ? { retry } : {}),
+      ...(routing.version !== undefined ? { rulesVersion: routing.version } : {}),
+    },
+  });
+  context.log(JSON.stringify(account));
+  recordRun(account);
+  return summary;
 }
 
 /** The delivery, telling this invocation's log about each retry. */

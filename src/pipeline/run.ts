@@ -13,6 +13,7 @@ import { decodeBody, DEFAULT_DECODE_LIMITS, type Decoded, type DecodedRecord, ty
 import { normaliseRecord } from './normalise.js';
 import type { QuarantineEntry, QuarantineSink, SchemaError } from './quarantine.js';
 import { validateRecord } from './validate.js';
+import { recordBatchAge } from '../telemetry/metrics.js';
 
 export type Outcome = 'routed' | 'unrouted' | 'muted' | 'quarantined';
 
@@ -199,6 +200,10 @@ export function createPipeline(options: PipelineOptions): Pipeline {
   const limits = options.limits ?? DEFAULT_DECODE_LIMITS;
   const run = async (envelopes: readonly Envelope[]): Promise<RecordResult[]> => {
     const now = clock();
+    recordBatchAge(
+      envelopes.map((envelope) => envelope.metadata?.enqueuedTimeUtc),
+      now,
+    );
     // 1. Inspect and route every record. Routing is pure; a defect in it costs the record (quarantined as
     //    internal-error), never the batch.
     const routed = envelopes.flatMap((envelope) => inspectEnvelope(envelope, { limits, now })).map((record) => routeRecord(rules, record, now));

@@ -58,6 +58,10 @@ describe('health', () => {
     expect(response.status).toBe(200);
     expect(response.jsonBody).toMatchObject({ status: 'healthy', configuration: { valid: true, problems: [] }, backlog: { deadLetters: { total: 0 }, quarantine: { total: 0 } } });
     expect(response.jsonBody.rules?.version).toMatch(/^[0-9a-f]{16}$/);
+    // The deployed file: read once at start-up, so its last check is its load.
+    expect(response.jsonBody.rules).toMatchObject({ source: 'file', origin: ENV.ROUTES_FILE, file: ENV.ROUTES_FILE });
+    expect(response.jsonBody.rules?.lastCheckedAt).toBe(response.jsonBody.rules?.loadedAt);
+    expect(response.jsonBody.rules?.refreshSeconds).toBeUndefined();
     expect(response.jsonBody.rules?.destinations).toContainEqual({ name: 'oncall-teams', type: 'teams' });
     expectNoSecret(response.jsonBody);
   });

@@ -93,7 +93,7 @@ describe('redrive with the state in a local folder', () => {
     noSecretIn(dry.stdout, dry.stderr, run.stdout, run.stderr);
   });
 
-  it('a destination still failing: exit 1 and the next attempt; not due until then (or --force); expired past --max-age', async () => {
+  it('a destination still failing: exit 1 and the next attempt; not due until then (or --force); expired past REDRIVE_MAX_AGE_HOURS', async () => {
     const failingState = path.join(scratch, 'state-failing');
     await deadLetterOneCard({}, failingState);
     const refuse = answer(400, `{"error":{"code":"InvalidRequestContent","message":"posted to ${teams.url}"}}`);
@@ -115,8 +115,9 @@ describe('redrive with the state in a local folder', () => {
     expect(forced.lines).toEqual([expect.objectContaining({ outcome: 'failed', attempts: 2 })]);
 
     teams.script(refuse);
-    const expired = await cli(['redrive', '--rules', rules, '--state-dir', failingState, '--report', 'json', '--max-age', '12h', '--summary', 'json'], {
-      env,
+    // The Function's setting is the command's default too (--max-age overrides it).
+    const expired = await cli(['redrive', '--rules', rules, '--state-dir', failingState, '--report', 'json', '--summary', 'json'], {
+      env: { ...env, REDRIVE_MAX_AGE_HOURS: '12' },
       now: new Date(LATER.getTime() + 13 * 3_600_000),
     });
     expect(expired.code).toBe(1);
@@ -132,6 +133,11 @@ describe('redrive with the state in a local folder', () => {
     const badAge = await cli(['redrive', '--rules', rules, '--state-dir', state, '--max-age', '7x'], { env });
     expect(badAge.code).toBe(2);
     expect(badAge.stderr).toMatch(/--max-age <duration>' argument '7x' is invalid\. expected a duration such as 7d, 12h, 90m or 1d12h/);
+    const badSetting = await cli(['redrive', '--rules', rules, '--state-dir', state], { env: { ...env, REDRIVE_MAX_AGE_HOURS: 'a week' } });
+    expect(badSetting.code).toBe(2);
+    expect(badSetting.stderr).toMatch(/REDRIVE_MAX_AGE_HOURS must be a number of hours from 1 to 8760/);
+    const overridden = await cli(['redrive', '--rules', rules, '--state-dir', state, '--max-age', '7d', '--dry-run'], { env: { ...env, REDRIVE_MAX_AGE_HOURS: 'a week' } });
+    expect(overridden.code).toBe(0);
 
     const noToken = await cli(['redrive', '--rules', rules, '--state-dir', state], { env: { ...env, HEC_TOKEN: '' } });
     expect(noToken.code).toBe(2);

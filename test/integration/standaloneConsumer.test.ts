@@ -14,6 +14,8 @@ import { createTestContainer, randomContainerName, type TestContainer } from '..
 import { startEventHubsStandIn, type EventHubsStandIn } from '../support/eventHubs.js';
 import { startHecReceiver, type HecReceiver } from '../support/hecReceiver.js';
 import { alertBody, hecEventId, writeSplunkOnlyRules } from '../support/consumerFixtures.js';
+import { startAppInsightsReceiver } from '../support/appInsightsReceiver.js';
+import { METRIC } from '../../src/telemetry/metrics.js';
 
 const connectionString = inject('azuriteConnectionString');
 const root = path.resolve(import.meta.dirname, '../..');
@@ -121,6 +123,32 @@ describe('forward --from-eventhub', () => {
     expect(hecIds().slice(120).sort()).toEqual(more.map((record) => record.id).sort());
     expect(await checkpointsOf(checkpoints.containerClient)).toEqual({ '0': 69, '1': 61 });
   }, 40_000);
+
+  it('exports its metrics to Application Insights: per-batch counters equal to the run total, and the batch age', async () => {
+    process.env['APPLICATION_INSIGHTS_NO_STATSBEAT'] = 'true'; // the exporter's own usage telemetry: never from a test
+    const insights = await startAppInsightsReceiver();
+    try {
+      const records = Array.from({ length: 30 }, (_, n) => alert(2000 + n));
+      hub.append(hubName, '0', records.slice(0, 20).map((record) => record.body));
+      hub.append(hubName, '1', [...records.slice(20).map((record) => record.body), '{not json']);
+      const run = await cli(['forward', '--from-eventhub', '--rules', rulesFile, '--exit-when-idle', '1', '--max-batch-size', '10', '--report', 'none'], {
+        env: { ...env, APPLICATIONINSIGHTS_CONNECTION_STRING: insights.connectionString },
+      });
+      expect(run.code).toBe(0);
+      expect(run.stderr).toContain('forward: metrics exported to Application Insights');
+      const host = { host: 'standalone' };
+      expect(insights.total(METRIC.received, host)).toBe(31);
+      expect(insights.total(METRIC.routed, host)).toBe(30);
+      expect(insights.total(METRIC.quarantined, { ...host, reason: 'not-json' })).toBe(1);
+      expect(insights.total(METRIC.delivered, { ...host, destination: 'splunk' })).toBe(30);
+      const ages = insights.metrics().filter((point) => point.name === METRIC.batchAge);
+      expect(ages.reduce((batches, point) => batches + (point.count ?? 0), 0)).toBeGreaterThanOrEqual(4); // 10 + 10 + 11 events in batches of 10 at most
+      expect(Math.min(...ages.map((point) => point.min ?? -1))).toBeGreaterThanOrEqual(0);
+      expect(JSON.stringify(insights.envelopes)).not.toContain(TOKEN);
+    } finally {
+      await insights.close();
+    }
+  }, 30_000);
 
   it('a lone instance takes a 4-partition hub within a few seconds by default (not one partition per 10 s)', async () => {
     const wide = randomContainerName('hub');

@@ -37,7 +37,10 @@ function readBicep(): string {
 }
 
 const bicep = readBicep();
-const appSettingsSource = read('src/config/appSettings.ts');
+// readFunctionSettings reads the telemetry settings through src/telemetry/azureMonitor.ts.
+const appSettingsSource = `${read('src/config/appSettings.ts')}\n${read('src/telemetry/azureMonitor.ts')}`;
+/** What the code can write to the logs and metrics the alert rules query. */
+const emittedSource = ['src/host/eventHubBatch.ts', 'src/pipeline/accounting.ts', 'src/telemetry/metrics.ts'].map(read).join('\n');
 const routesExample = read('config/routes.example.yaml');
 const azureYaml = read('azure.yaml');
 const infraReadme = read('infra/README.md');
@@ -54,6 +57,8 @@ const OMITTED_SETTINGS: Readonly<Record<string, string>> = {
   AzureWebJobsStorage__blobServiceUri: 'an alternative to AzureWebJobsStorage__accountName (sovereign clouds, custom endpoints)',
   AzureWebJobsStorage__credential: 'needed only with a user-assigned identity; the app uses its system-assigned identity',
   AzureWebJobsStorage__clientId: 'needed only with a user-assigned identity; the app uses its system-assigned identity',
+  OTEL_METRIC_EXPORT_INTERVAL: 'the metrics export interval; the default (60 s) suits the alert rules',
+  WEBSITE_SITE_NAME: "set by the platform to the app's name (the metrics' cloud role name)",
 };
 
 /** The rules' ${ENV} names that are not secrets (set as plain values, not Key Vault references). */
@@ -233,6 +238,28 @@ function settingsProblems(template: string, codeSource: string, rulesYaml: strin
   return problems;
 }
 
+/**
+ * The alert rules query what the code writes: every log event and metric name a rule's query looks for must
+ * appear, quoted, in the code that emits it (a renamed event would silence its alert).
+ */
+function alertProblems(template: string, emitted: string): string[] {
+  const problems: string[] = [];
+  const rules = resources(template).filter((resource) => resource.type === 'Microsoft.Insights/scheduledQueryRules');
+  if (rules.length === 0) return ['no alert rules'];
+  for (const rule of rules) {
+    const query = /query:\s*'''([\s\S]*?)'''/.exec(rule.body)?.[1];
+    if (query === undefined) {
+      problems.push(`alert ${rule.symbol} has no query`);
+      continue;
+    }
+    const names = new Set<string>();
+    for (const match of query.matchAll(/'((?:record|destination|run|rules|deadLetter|delivery)\.[A-Za-z.]+|forwarder\.[a-z_.]+)'/g)) names.add(match[1] ?? '');
+    if (names.size === 0) problems.push(`alert ${rule.symbol} looks for no event or metric of the forwarder`);
+    for (const name of names) if (!emitted.includes(`'${name}'`)) problems.push(`alert ${rule.symbol} looks for ${name}, which the code never writes`);
+  }
+  return problems;
+}
+
 function identityProblems(template: string): string[] {
   const problems: string[] = [];
   const site = resources(template).find((resource) => resource.type === 'Microsoft.Web/sites');
@@ -378,7 +405,7 @@ function mutate(text: string, search: string | RegExp, replacement: string): str
 describe('readers', () => {
   it('finds the settings readFunctionSettings reads', () => {
     const names = settingsReadByCode(appSettingsSource);
-    for (const name of ['EVENTHUB_NAME', 'EVENTHUB_CONSUMER_GROUP', 'EVENTHUB_CONNECTION', 'EVENTHUB_CONNECTION__fullyQualifiedNamespace', 'ROUTES_FILE', 'QUARANTINE_CONTAINER', 'DEADLETTER_CONTAINER', 'LEDGER_CONTAINER', 'DELIVERY_BUDGET_SECONDS', 'LEDGER_LEASE_SECONDS', 'REDRIVE_SCHEDULE', 'REDRIVE_MAX_AGE_HOURS', 'REDRIVE_MIN_INTERVAL_SECONDS']) {
+    for (const name of ['EVENTHUB_NAME', 'EVENTHUB_CONSUMER_GROUP', 'EVENTHUB_CONNECTION', 'EVENTHUB_CONNECTION__fullyQualifiedNamespace', 'ROUTES_FILE', 'ROUTES_BLOB_URL', 'ROUTES_REFRESH_SECONDS', 'QUARANTINE_CONTAINER', 'DEADLETTER_CONTAINER', 'LEDGER_CONTAINER', 'DELIVERY_BUDGET_SECONDS', 'LEDGER_LEASE_SECONDS', 'REDRIVE_SCHEDULE', 'REDRIVE_MAX_AGE_HOURS', 'REDRIVE_MIN_INTERVAL_SECONDS', 'APPLICATIONINSIGHTS_CONNECTION_STRING', 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING', 'OTEL_METRIC_EXPORT_INTERVAL']) {
       expect(names, name).toContain(name);
     }
   });
@@ -435,6 +462,22 @@ describe('app settings', () => {
       'a user-assigned identity needs AzureWebJobsStorage__credential = managedidentity and AzureWebJobsStorage__clientId',
     );
     expect(identityProblems(mutate(bicep, "version: '22'", "version: '20'"))).toEqual(["functionAppConfig.runtime is not {name: 'node', version: '22'}"]);
+  });
+});
+
+describe('alert rules', () => {
+  it('look for events and metrics the code writes, and include the batch-age alert', () => {
+    expect(alertProblems(bicep, emittedSource)).toEqual([]);
+    expect(bicep).toMatch(/customMetrics\s*\n\| where name == 'forwarder\.batch\.age'/);
+  });
+
+  it('fail when a queried event or metric is renamed in the code', () => {
+    expect(alertProblems(bicep, emittedSource.replace("'forwarder.batch.age'", "'forwarder.batch.lag'"))).toEqual([
+      'alert batchAgeAlert looks for forwarder.batch.age, which the code never writes',
+    ]);
+    expect(alertProblems(bicep, emittedSource.replaceAll("'record.deadLettered'", "'record.deadlettered'"))).toEqual([
+      'alert deadLetterAlert looks for record.deadLettered, which the code never writes',
+    ]);
   });
 });
 
