@@ -552,6 +552,46 @@ describe('parameters', () => {
   });
 });
 
+/** The README's "Deploy to Azure" section: from its heading to the next `## ` heading. */
+function readmeDeploySection(readme: string): string {
+  const start = readme.indexOf('### Deploy to Azure');
+  if (start === -1) return '';
+  const end = readme.indexOf('\n## ', start);
+  return readme.slice(start, end === -1 ? undefined : end);
+}
+
+/** What the README's deployment section must name to match the template: required parameters and outputs. */
+function readmeProblems(template: string, readme: string): string[] {
+  const section = readmeDeploySection(readme);
+  if (section === '') return ['the README has no "### Deploy to Azure" section'];
+  const problems: string[] = [];
+  for (const param of params(template)) {
+    if (param.defaultValue === undefined && param.name !== 'environmentName' && !section.includes(`\`${param.name}\``)) {
+      problems.push(`required parameter ${param.name} is not in the README's deployment section`);
+    }
+  }
+  for (const match of template.matchAll(/^output\s+(\w+)\s/gm)) {
+    if (!section.includes(`\`${match[1] ?? ''}\``)) problems.push(`output ${match[1] ?? ''} is not in the README's deployment section`);
+  }
+  for (const command of ['az bicep build', 'azd provision --preview', 'azd up']) if (!section.includes(command)) problems.push(`the README's deployment section does not show \`${command}\``);
+  return problems;
+}
+
+describe("the README's deployment section", () => {
+  const readme = read('README.md');
+  it('names every required parameter and every output of the template, and how to validate it', () => {
+    expect(readmeProblems(bicep, readme)).toEqual([]);
+  });
+
+  it('fails when the template gains a required parameter or an output the README does not name', () => {
+    const grown = `${bicep}\n@description('x')\nparam splunkAckChannel string\n\noutput SOMETHING_NEW string = 'x'\n`;
+    expect(readmeProblems(grown, readme)).toEqual([
+      "required parameter splunkAckChannel is not in the README's deployment section",
+      "output SOMETHING_NEW is not in the README's deployment section",
+    ]);
+  });
+});
+
 describe('azure.yaml', () => {
   const exists = (relative: string): boolean => existsSync(path.join(root, relative));
 
