@@ -8,11 +8,14 @@
  * - Retry `exponentialBackoff` with `maxRetryCount: -1`: the handler throws only when the quarantine store is
  *   unreachable, and the host checkpoints a failed batch once retries end, so retrying until the store is
  *   back is what keeps records from being lost. The partition waits meanwhile.
+ * - An `appTerminate` hook sends the metrics recorded since the last export when the host shuts the worker
+ *   down gracefully (a scale-in, a restart, a deployment).
  */
 import { app, trigger } from '@azure/functions';
 import { EVENTHUB_CONNECTION_SETTING } from '../src/config/appSettings.js';
 import { createEventHubHandler } from '../src/host/eventHubBatch.js';
 import { functionApp } from '../src/host/functionApp.js';
+import { stopMetricsExport } from '../src/telemetry/azureMonitor.js';
 
 // Settings, rules and destinations are checked when the app starts (and shared with the re-drive timer):
 // a problem stops the app from registering, loud in the host's log, instead of failing every batch later.
@@ -23,6 +26,10 @@ export const forwardDefenderExport = createEventHubHandler({
   routing: shared.routing,
   ledger: shared.ledger,
   quarantine: shared.quarantine,
+});
+
+app.hook.appTerminate(async () => {
+  await stopMetricsExport();
 });
 
 app.generic('forwardDefenderExport', {

@@ -132,6 +132,9 @@ async function startCliTelemetry(argv: readonly string[], io: CliIo): Promise<Me
   const settings = readTelemetrySettings(io.env, problems);
   if (problems.length > 0) throw new InvalidSettingError(problems.join('; '));
   if (settings === undefined) return undefined;
+  // The exporter's own usage telemetry ("statsbeat") runs a 15-second timer that outlives the command and, off
+  // Azure, probes the instance metadata endpoint: a command line run turns it off unless told otherwise.
+  process.env['APPLICATION_INSIGHTS_NO_STATSBEAT'] ??= 'true';
   const running = await startMetricsExport(settings);
   io.stderr.write(`${argv[0]}: ${running.description}\n`);
   return running;

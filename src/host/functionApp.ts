@@ -51,6 +51,8 @@ export interface FunctionApp {
 export interface FunctionAppOptions {
   /** The clock of the rules source's refresh interval. */
   readonly now?: () => Date;
+  /** Waits between tries of the first rules read after a transient failure (default: the source's). */
+  readonly startRetryDelaysMs?: readonly number[];
 }
 
 /**
@@ -87,6 +89,7 @@ export async function createFunctionApp(env: Readonly<Record<string, string | un
     // HTTP sinks share the client above and close nothing).
     release: ({ sinks }) => closeSinks(sinks),
     ...(options.now ? { now: options.now } : {}),
+    ...(options.startRetryDelaysMs ? { startRetryDelaysMs: options.startRetryDelaysMs } : {}),
   });
   return {
     settings,
@@ -99,8 +102,15 @@ export async function createFunctionApp(env: Readonly<Record<string, string | un
 
 let shared: Promise<FunctionApp> | undefined;
 
-/** The process's one {@link FunctionApp}, built from `process.env` at the first call. */
+/**
+ * The process's one {@link FunctionApp}, built from `process.env` at the first call. A failed build is not
+ * kept: the health endpoint's next request tries again (the functions that awaited it at load stay
+ * unregistered until the host restarts the worker).
+ */
 export function functionApp(): Promise<FunctionApp> {
-  shared ??= createFunctionApp();
+  shared ??= createFunctionApp().catch((error: unknown) => {
+    shared = undefined;
+    throw error;
+  });
   return shared;
 }

@@ -138,7 +138,16 @@ export interface RulesSourceOptions<Built extends object> {
   readonly now?: () => Date;
   /** Where lines go when a call passes no log. Default: the console. */
   readonly log?: RulesLog;
+  /**
+   * Waits before the first read is tried again after a transient failure (no answer, 408, 429, 5xx), so that
+   * a blip at start-up does not keep an instance from registering its functions. Default
+   * {@link START_RETRY_DELAYS_MS}.
+   */
+  readonly startRetryDelaysMs?: readonly number[];
 }
+
+/** 2, 5 and 10 s: with the read's own deadline, a start-up gives storage up to about two minutes. */
+export const START_RETRY_DELAYS_MS: readonly number[] = Object.freeze([2_000, 5_000, 10_000]);
 
 /**
  * Reads, validates and builds the rules once, and returns the source that keeps them current.
@@ -148,11 +157,18 @@ export interface RulesSourceOptions<Built extends object> {
  */
 export async function createRulesSource<Built extends object>(options: RulesSourceOptions<Built>): Promise<RulesSource<Built>> {
   const { reader } = options;
-  let read: RulesRead;
-  try {
-    read = await reader.read();
-  } catch (error) {
-    throw new SettingsError([`${reader.setting}: ${redactCredentials(error instanceof Error ? error.message : String(error))}`]);
+  let read: RulesRead | undefined;
+  const delays = [...(options.startRetryDelaysMs ?? START_RETRY_DELAYS_MS)];
+  while (read === undefined) {
+    try {
+      read = await reader.read();
+    } catch (error) {
+      const message = redactCredentials(error instanceof Error ? error.message : String(error));
+      const delayMs = (error as { transient?: unknown }).transient === true ? delays.shift() : undefined;
+      if (delayMs === undefined) throw new SettingsError([`${reader.setting}: ${message}`]);
+      (options.log ?? CONSOLE_LOG).warn(JSON.stringify({ event: 'rules.startRetry', origin: reader.origin, error: message, retryInMs: delayMs }));
+      await new Promise((resolve) => setTimeout(resolve, delayMs));
+    }
   }
   if (!read.changed) throw new SettingsError([`${reader.setting}: ${reader.origin} answered "not modified" to a first read`]);
   if ('refused' in read) throw new RulesError(reader.origin, [{ path: '', message: read.refused }]);

@@ -32,10 +32,16 @@ import { failureFacts, withoutQuery } from './storeError.js';
 export const RULES_BLOB_MAX_BYTES = 1024 * 1024;
 
 /**
- * The SDK's retries inside one read: 2 tries of at most 10 s, 0.5 s apart. A check happens at the start of
- * an invocation, which waits for it: a storage outage costs that invocation at most about 20 s, once per
+ * The SDK's retries inside one read: 2 tries, 0.5 s apart. `tryTimeoutInMs` is only passed to the service
+ * (its `timeout` parameter): a front end or proxy that stalls is cut by {@link RULES_BLOB_READ_DEADLINE_MS}.
+ */
+/**
+ * The whole of one read, answer and body, tries included. A check happens at the start of an invocation, which
+ * waits for it: a storage outage or a stalled connection costs that invocation at most this long, once per
  * refresh interval (a failed check is not retried before the next interval), and the current rules stay.
  */
+export const RULES_BLOB_READ_DEADLINE_MS = 25_000;
+
 export const RULES_BLOB_RETRY_OPTIONS: Readonly<StorageRetryOptions> = Object.freeze({
   maxTries: 2,
   retryDelayInMs: 500,
@@ -89,7 +95,7 @@ export interface RulesBlobLike {
   download(
     offset: number,
     count: undefined,
-    options: { conditions?: { ifNoneMatch: string } },
+    options: { conditions?: { ifNoneMatch: string }; abortSignal?: AbortSignal },
   ): Promise<{ etag?: string; contentLength?: number; readableStreamBody?: NodeJS.ReadableStream }>;
 }
 
@@ -98,6 +104,8 @@ export interface RulesBlobLike {
  */
 export class RulesBlobError extends Error {
   override readonly name = 'RulesBlobError';
+  /** Worth trying again soon: no answer (network, a stall), 408, 429 or a 5xx. */
+  readonly transient: boolean;
 
   /**
    * @param statusCode - The service's answer (404: the blob is gone, 403: refused); undefined when none
@@ -109,6 +117,7 @@ export class RulesBlobError extends Error {
     options?: ErrorOptions,
   ) {
     super(message, options);
+    this.transient = statusCode === undefined ? !message.includes('it is not in the storage account') : statusCode === 408 || statusCode === 429 || statusCode >= 500;
   }
 }
 
@@ -123,6 +132,8 @@ export interface RulesBlobOptions {
   readonly retryOptions?: StorageRetryOptions;
   /** Default {@link RULES_BLOB_MAX_BYTES}. */
   readonly maxBytes?: number;
+  /** Default {@link RULES_BLOB_READ_DEADLINE_MS}. */
+  readonly readDeadlineMs?: number;
   /** Replaces the SDK client (tests). */
   readonly blob?: RulesBlobLike;
 }
@@ -191,17 +202,20 @@ export function connectRulesBlob(options: RulesBlobOptions): RulesReader {
     origin,
     refreshes: true,
     async read(knownEtag?: string): Promise<RulesRead> {
+      const deadlineMs = options.readDeadlineMs ?? RULES_BLOB_READ_DEADLINE_MS;
+      const abortSignal = AbortSignal.timeout(deadlineMs);
+      const stalled = (): RulesBlobError => cannotRead(`no complete answer within ${Math.round(deadlineMs / 1000)} s (storage or a proxy on the way stalled)`, undefined);
       let response: Awaited<ReturnType<RulesBlobLike['download']>>;
       try {
-        response = await connect().download(0, undefined, knownEtag !== undefined ? { conditions: { ifNoneMatch: knownEtag } } : {});
+        response = await connect().download(0, undefined, { abortSignal, ...(knownEtag !== undefined ? { conditions: { ifNoneMatch: knownEtag } } : {}) });
       } catch (error) {
         if (failureFacts(error).statusCode === 304) return { changed: false };
-        throw describeFailure(error);
+        throw abortSignal.aborted ? stalled() : describeFailure(error);
       }
       let text: string;
       let bytes: Buffer;
       try {
-        const body = await readBody(response, maxBytes);
+        const body = await readBody(response, maxBytes, abortSignal);
         if (body === undefined) {
           const etag = response.etag ?? `size-${response.contentLength ?? 'unknown'}`;
           return { changed: true, etag, version: displayEtag(etag), refused: `the rules blob is larger than ${maxBytes} bytes` };
@@ -209,7 +223,7 @@ export function connectRulesBlob(options: RulesBlobOptions): RulesReader {
         bytes = body;
         text = bytes.toString('utf8');
       } catch (error) {
-        throw describeFailure(error);
+        throw abortSignal.aborted ? stalled() : describeFailure(error);
       }
       // Blob storage always sends an ETag; the content hash stands in should a proxy strip it.
       const etag = response.etag ?? `"${createHash('sha256').update(bytes).digest('hex').slice(0, 16)}"`;
@@ -223,29 +237,40 @@ function displayEtag(etag: string): string {
   return etag.replace(/^(W\/)?"(.*)"$/, '$2');
 }
 
-/** The body, or undefined when it is larger than `maxBytes` (then the rest is not read). */
-async function readBody(response: { contentLength?: number; readableStreamBody?: NodeJS.ReadableStream }, maxBytes: number): Promise<Buffer | undefined> {
+/**
+ * The body, or undefined when it is larger than `maxBytes` (then the rest is not read). A body that stops
+ * arriving is cut when `signal` aborts: the stream is destroyed and the read rejects.
+ */
+async function readBody(response: { contentLength?: number; readableStreamBody?: NodeJS.ReadableStream }, maxBytes: number, signal: AbortSignal): Promise<Buffer | undefined> {
   if (response.contentLength !== undefined && response.contentLength > maxBytes) {
     destroy(response.readableStreamBody);
     return undefined;
   }
   const stream = response.readableStreamBody;
   if (!stream) return Buffer.alloc(0);
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
-    total += buffer.length;
-    if (total > maxBytes) {
-      destroy(stream);
-      return undefined;
+  const onAbort = (): void => destroy(stream, new Error('read deadline passed'));
+  if (signal.aborted) onAbort();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    for await (const chunk of stream) {
+      const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.from(chunk as Uint8Array);
+      total += buffer.length;
+      if (total > maxBytes) {
+        destroy(stream);
+        return undefined;
+      }
+      chunks.push(buffer);
     }
-    chunks.push(buffer);
+    if (signal.aborted) throw new Error('read deadline passed');
+    return Buffer.concat(chunks);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
   }
-  return Buffer.concat(chunks);
 }
 
-function destroy(stream: NodeJS.ReadableStream | undefined): void {
-  const destroyable = stream as { destroy?: () => void } | undefined;
-  destroyable?.destroy?.();
+function destroy(stream: NodeJS.ReadableStream | undefined, error?: Error): void {
+  const destroyable = stream as { destroy?: (error?: Error) => void } | undefined;
+  destroyable?.destroy?.(error);
 }

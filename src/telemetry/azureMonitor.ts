@@ -6,8 +6,10 @@
  *
  * Why the exporter, not the whole `@azure/monitor-opentelemetry` distro: the distro also installs tracing, a
  * second log pipeline and HTTP auto-instrumentation (the Functions host already sends logs and requests, so
- * they would arrive twice), and it always probes the Azure instance metadata endpoint when it starts, which
- * cannot be turned off. Its releases that still run on Node 20 pin this same exporter.
+ * they would arrive twice), and its VM resource detector probes the Azure instance metadata endpoint at every
+ * start, which cannot be turned off. Its releases that still run on Node 20 pin this same exporter. The
+ * exporter's own usage telemetry ("statsbeat", to Microsoft; it also probes that endpoint off Azure) stops
+ * with `APPLICATION_INSIGHTS_NO_STATSBEAT=true`, which the command line sets unless it is set already.
  *
  * With `APPLICATIONINSIGHTS_AUTHENTICATION_STRING=Authorization=AAD` (what infra/ deploys: local
  * authentication off) the exporter gets a token from the app's managed identity ("Monitoring Metrics
@@ -162,4 +164,12 @@ export async function startMetricsExport(settings: TelemetrySettings, options: M
   };
   running = export_;
   return export_;
+}
+
+/**
+ * Sends what was recorded since the last export and stops exporting; nothing when no export runs. For a host
+ * that is shutting down (the Functions `appTerminate` hook), so that the last interval is not lost.
+ */
+export async function stopMetricsExport(): Promise<void> {
+  await running?.shutdown();
 }

@@ -127,7 +127,8 @@ export function recordDeliveryAttempt(destination: string, outcome: string, dura
 
 /**
  * The age of a batch when its processing starts: now minus the enqueued time of its oldest event. Batches
- * without enqueued times (files on the command line) record nothing.
+ * without enqueued times (files on the command line) record nothing. A batch run again (a host retry, an
+ * in-place re-run while a store is down) is sampled again: the count is of attempts.
  */
 export function recordBatchAge(enqueuedTimes: Iterable<string | undefined>, now: Date): void {
   let oldest = Number.POSITIVE_INFINITY;

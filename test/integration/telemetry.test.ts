@@ -3,9 +3,11 @@
  * to an ingestion stand-in on 127.0.0.1. The counters must agree with the run's `run.summary` line; retries,
  * delivery latency and batch age come from the retry loop and the pipeline.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { InvocationContext } from '@azure/functions';
 import { BlobServiceClient } from '@azure/storage-blob';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -163,6 +165,27 @@ describe('metrics exported by the command line', () => {
     expect(insights.total(METRIC.delivered, { destination: 'oncall-teams' })).toBe(0);
     expect(insights.total(METRIC.delivered, { destination: 'splunk' })).toBe(9);
   });
+
+  it('a finished command leaves nothing running: the process exits by itself right after the export', async () => {
+    // The compiled command line in a process of its own, without the bin's forced exit and without
+    // APPLICATION_INSIGHTS_NO_STATSBEAT: the exporter's usage-telemetry timer must not outlive the command.
+    const main = pathToFileURL(path.join(root, 'dist/src/cli/main.js')).href;
+    const script = [
+      `const { runCli } = await import(${JSON.stringify(main)});`,
+      `const code = await runCli(${JSON.stringify(['forward', '--input', samples, '--rules', exampleRules, '--state-dir', path.join(scratch, 'state-exit'), '--report', 'none'])});`,
+      'const done = Date.now();',
+      "process.on('exit', () => process.stdout.write(JSON.stringify({ code, exitAfterMs: Date.now() - done })));",
+    ].join('\n');
+    const { APPLICATION_INSIGHTS_NO_STATSBEAT: _statsbeat, ...inherited } = process.env;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { env: { ...inherited, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString('utf8')));
+    await new Promise<void>((resolve) => child.on('close', () => resolve()));
+    const result = JSON.parse(out) as { code: number; exitAfterMs: number };
+    expect(result.code).toBe(1); // the samples' two quarantined records
+    expect(result.exitAfterMs).toBeLessThan(3_000);
+    expect(insights.total(METRIC.received, { host: 'cli' })).toBe(11);
+  }, 30_000);
 
   it('a dry run exports nothing; a wrong setting is a usage error before anything is sent', async () => {
     const dry = await cli(['forward', '--dry-run', '--input', samples, '--rules', exampleRules, '--report', 'none'], { env });
