@@ -80,4 +80,9 @@ export interface Finding {
   readonly remediation: readonly string[];
   /** The original record, untouched. */
   readonly raw: unknown;
+  /**
+   * The record's JSON text exactly as received, when its body held it alone (not enumerable: it never shows in
+   * reports or comparisons). Splunk gets it as sent, without serialising the record again.
+   */
+  readonly rawText?: string;
 }

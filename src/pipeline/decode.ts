@@ -56,10 +56,13 @@ export interface DecodedRecord {
   readonly input: string;
   /** The record exactly as received (parsed JSON). */
   readonly record: Record<string, unknown>;
+  /** Its JSON text, when the body was this one record as text on one line (not an array, not a wrapper). */
+  readonly text?: string;
   /**
    * The same record with key casing folded for validation and normalisation: first letter lower-cased
    * (`SystemAlertId` -> `systemAlertId`), Newtonsoft `$type` annotations dropped, `{"$values": [...]}`
-   * wrappers unwrapped. Values are shared with nothing: it is a separate tree.
+   * wrappers unwrapped. Parts the fold leaves unchanged are shared with `record` (copy on write): neither
+   * may be modified.
    */
   readonly view: Record<string, unknown>;
   readonly metadata?: EventMetadata;
@@ -182,7 +185,7 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
       return;
     }
     try {
-      const walk = { bytes: 0, limits };
+      const walk: WalkState = { bytes: 0, limits, trail: [] };
       const view = foldRecord(record as Record<string, unknown>, walk);
       // The walk counts UTF-16 units; UTF-8 takes at most 3 bytes for each, so only a record that could be
       // over the limit is measured exactly.
@@ -192,7 +195,10 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
           throw new RecordProblem('too-large', `record is ${bytes} bytes, over the ${limits.maxRecordBytes}-byte limit`);
         }
       }
-      out.push(withOptional({ ok: true as const, input: label, record: record as Record<string, unknown>, view }, metadata, index));
+      // The text is kept only when it is one line (as Event Hubs bodies are): a HEC batch is a line per event.
+      const oneLine = knownBytes !== undefined && text !== undefined && !text.includes('\n') && !text.includes('\r');
+      const accepted = { ok: true as const, input: label, record: record as Record<string, unknown>, view, ...(oneLine && text !== undefined ? { text: text.trim() } : {}) };
+      out.push(withOptional(accepted, metadata, index));
     } catch (error) {
       if (!(error instanceof RecordProblem)) throw error;
       out.push(withOptional({ ok: false as const, input: label, code: error.code, reason: error.message, raw: rawForQuarantine }, metadata, index));
@@ -211,19 +217,43 @@ function withOptional<T extends object>(value: T, metadata: EventMetadata | unde
 /** Folds a key the way Newtonsoft's PascalCase and camelCase outputs meet: first letter lower-case. */
 export function foldKey(key: string): string {
   const first = key.charCodeAt(0);
-  return first >= 65 && first <= 90 ? String.fromCharCode(first + 32) + key.slice(1) : key;
+  if (!(first >= 65 && first <= 90)) return key;
+  // Defender's keys repeat from record to record: each is folded once (the cache stops growing at a bound,
+  // so hostile records with endless distinct keys cannot grow it).
+  let folded = FOLDED_KEYS.get(key);
+  if (folded === undefined) {
+    folded = String.fromCharCode(first + 32) + key.slice(1);
+    if (FOLDED_KEYS.size < FOLDED_KEYS_MAX) FOLDED_KEYS.set(key, folded);
+  }
+  return folded;
 }
+
+const FOLDED_KEYS = new Map<string, string>();
+const FOLDED_KEYS_MAX = 20_000;
 
 interface WalkState {
   bytes: number;
   readonly limits: DecodeLimits;
+  /** Keys and indexes from the record down to the value being walked: the path in a problem's message. */
+  readonly trail: (string | number)[];
+}
+
+/** `a.b[0].c`, from the walk's trail (built only when a problem is reported). */
+function trailPath(trail: readonly (string | number)[]): string {
+  let path = '';
+  for (const step of trail) path += typeof step === 'number' ? `[${step}]` : path === '' ? step : `.${step}`;
+  return path;
 }
 
 function foldRecord(record: Record<string, unknown>, walk: WalkState): Record<string, unknown> {
-  return foldObject(record, walk, 1, '');
+  return foldObject(record, walk, 1);
 }
 
-function foldValue(value: unknown, walk: WalkState, depth: number, path: string): unknown {
+/**
+ * The folded value. Copy on write: an object or array none of whose keys and values the fold changes is
+ * returned as it is (camelCase records are mostly shared with the parsed record, which nothing modifies).
+ */
+function foldValue(value: unknown, walk: WalkState, depth: number): unknown {
   if (value === null) {
     walk.bytes += 4;
     return null;
@@ -240,45 +270,78 @@ function foldValue(value: unknown, walk: WalkState, depth: number, path: string)
       break;
     default:
       // JSON never yields anything else; a host handing us functions or symbols is not a Defender record.
-      throw new RecordProblem('not-an-object', `${path || 'record'} holds a ${typeof value}, which JSON cannot carry`);
+      throw new RecordProblem('not-an-object', `${trailPath(walk.trail) || 'record'} holds a ${typeof value}, which JSON cannot carry`);
   }
   if (depth > walk.limits.maxDepth) {
-    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${path}`);
+    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${trailPath(walk.trail)}`);
   }
   if (Array.isArray(value)) {
     walk.bytes += 2;
-    const out = new Array<unknown>(value.length);
-    for (let i = 0; i < value.length; i++) out[i] = foldValue(value[i], walk, depth + 1, `${path}[${i}]`);
-    return out;
+    let out: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      walk.trail.push(i);
+      const folded = foldValue(item, walk, depth + 1);
+      walk.trail.pop();
+      if (out === undefined) {
+        if (folded === item) continue;
+        out = value.slice(0, i);
+      }
+      out[i] = folded;
+    }
+    return out ?? value;
   }
   const object = value as Record<string, unknown>;
   // Newtonsoft's typed collections: {"$type": "...", "$values": [...]} stand for the array itself. Only that
   // exact shape is unwrapped: an object with other keys beside $values is walked (and checked) whole.
   if (Array.isArray(object['$values']) && isTypedCollection(object)) {
-    return foldValue(object['$values'], walk, depth, path);
+    return foldValue(object['$values'], walk, depth);
   }
-  return foldObject(object, walk, depth + 1, path);
+  return foldObject(object, walk, depth + 1);
 }
 
-function foldObject(object: Record<string, unknown>, walk: WalkState, depth: number, path: string): Record<string, unknown> {
+function foldObject(object: Record<string, unknown>, walk: WalkState, depth: number): Record<string, unknown> {
   if (depth > walk.limits.maxDepth) {
-    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${path}`);
+    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${trailPath(walk.trail)}`);
   }
-  const out: Record<string, unknown> = {};
   walk.bytes += 2;
-  for (const key of Object.keys(object)) {
-    const keyPath = path === '' ? key : `${path}.${key}`;
+  const keys = Object.keys(object);
+  // Allocated at the first key or value the fold changes, with the unchanged keys before it.
+  let out: Record<string, unknown> | undefined;
+  for (let k = 0; k < keys.length; k++) {
+    const key = keys[k] as string;
     if (HOSTILE_KEYS.has(key)) {
-      throw new RecordProblem('hostile-key', `forbidden key "${key}" at ${keyPath}`);
+      walk.trail.push(key);
+      throw new RecordProblem('hostile-key', `forbidden key "${key}" at ${trailPath(walk.trail)}`);
     }
     walk.bytes += key.length + 4;
-    if (key === '$type') continue;
+    if (key === '$type') {
+      out ??= copyKeys(object, keys, k);
+      continue;
+    }
     const folded = foldKey(key);
-    const value = foldValue(object[key], walk, depth, keyPath);
+    const original = object[key];
+    walk.trail.push(key);
+    const value = foldValue(original, walk, depth);
+    walk.trail.pop();
+    if (out === undefined) {
+      if (folded === key && value === original) continue;
+      out = copyKeys(object, keys, k);
+    }
     // When both spellings occur, keep the first one that carries a value.
     if (!Object.prototype.hasOwnProperty.call(out, folded) || out[folded] === null || out[folded] === undefined) {
       out[folded] = value;
     }
+  }
+  return out ?? object;
+}
+
+/** A new object with the first `count` keys of `object` (which the fold left as they were). */
+function copyKeys(object: Record<string, unknown>, keys: readonly string[], count: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let k = 0; k < count; k++) {
+    const key = keys[k] as string;
+    out[key] = object[key];
   }
   return out;
 }

@@ -129,6 +129,7 @@ function inspectRecord(
     });
   }
   const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record);
+  if (decoded.text !== undefined) Object.defineProperty(finding, 'rawText', { value: decoded.text, enumerable: false });
   return {
     ok: true,
     input: decoded.input,

@@ -331,28 +331,32 @@ function checkEnvelope(value: unknown, indexes: readonly string[] | undefined): 
 
 /**
  * Splits concatenated JSON objects (`{...}{...}` with any whitespace between). Yields each object, or one
- * failure for text that is not a whole JSON object, after which it stops.
+ * failure for text that is not a whole JSON object, after which it stops. Strings are skipped with `indexOf`
+ * (most of an event is string content), so that the stand-in keeps up with the forwarder in `npm run bench`.
  */
 function* scanConcatenated(text: string): Generator<{ ok: true; value: unknown } | { ok: false }> {
+  const length = text.length;
   let i = 0;
-  while (i < text.length) {
-    while (i < text.length && /\s/.test(text.charAt(i))) i++;
-    if (i >= text.length) return;
-    if (text.charAt(i) !== '{') {
+  while (i < length) {
+    while (i < length && isJsonSpace(text.charCodeAt(i))) i++;
+    if (i >= length) return;
+    if (text.charCodeAt(i) !== 0x7b /* { */) {
       yield { ok: false };
       return;
     }
     const start = i;
     let depth = 0;
-    let inString = false;
-    for (; i < text.length; i++) {
-      const char = text.charAt(i);
-      if (inString) {
-        if (char === '\\') i++;
-        else if (char === '"') inString = false;
-      } else if (char === '"') inString = true;
-      else if (char === '{' || char === '[') depth++;
-      else if (char === '}' || char === ']') {
+    for (; i < length; i++) {
+      const char = text.charCodeAt(i);
+      if (char === 0x22 /* " */) {
+        const end = closingQuote(text, i + 1);
+        if (end === -1) {
+          i = length;
+          break;
+        }
+        i = end;
+      } else if (char === 0x7b || char === 0x5b /* { [ */) depth++;
+      else if (char === 0x7d || char === 0x5d /* } ] */) {
         depth--;
         if (depth === 0) {
           i++;
@@ -371,4 +375,18 @@ function* scanConcatenated(text: string): Generator<{ ok: true; value: unknown }
       return;
     }
   }
+}
+
+function isJsonSpace(char: number): boolean {
+  return char === 0x20 || char === 0x0a || char === 0x0d || char === 0x09;
+}
+
+/** The index of the quote that closes a string whose content starts at `from`, or -1. */
+function closingQuote(text: string, from: number): number {
+  for (let at = text.indexOf('"', from); at !== -1; at = text.indexOf('"', at + 1)) {
+    let backslashes = 0;
+    for (let k = at - 1; k >= from && text.charCodeAt(k) === 0x5c; k--) backslashes++;
+    if (backslashes % 2 === 0) return at;
+  }
+  return -1;
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
@@ -9,6 +9,7 @@ import type { HecBatchOptions, HecEnvelopeOptions } from '../../src/sinks/splunk
 import {
   VENDOR_PRODUCT,
   armResourceType,
+  buildHecEnvelope,
   encodeHecBatches,
   encodeHecEvent,
   hecFields,
@@ -261,5 +262,70 @@ describe('encodeHecBatches: concatenated envelopes bounded by count and bytes', 
 
   it('builds no batch for no items', () => {
     expect(encodeHecBatches([], batchOptions())).toEqual([]);
+  });
+});
+
+describe('encodeHecEvent: the record as received', () => {
+  const file = 'eh_alert_K8S_AdmissionController_informational__sumologic.json';
+  const pretty = readFileSync(path.join(fixtures, file), 'utf8');
+  const compact = JSON.stringify(JSON.parse(pretty)).replace('"ConfidenceScore":0', '"ConfidenceScore":0.0');
+
+  it('puts a one-line body into the event as it arrived, not serialised again (0.0 stays 0.0)', () => {
+    const [record] = inspectEnvelope({ input: 'eh:0/1', body: compact });
+    if (!record?.ok) throw new Error('the fixture no longer passes');
+    expect(record.finding.rawText).toBe(compact);
+    expect(Object.keys(record.finding)).not.toContain('rawText'); // never in reports or comparisons
+    const line = encodeHecEvent(item(record.finding), DEFAULTS);
+    expect(line).toContain(`"event":${compact},"fields":`);
+    expect(line).toContain('"ConfidenceScore":0.0');
+    const envelope = decode(line);
+    expect(Object.keys(envelope)).toEqual(['time', 'source', 'sourcetype', 'event', 'fields']);
+    expect(envelope['event']).toEqual(JSON.parse(compact));
+  });
+
+  it('serialises a pretty-printed body (a line per event), and a record of a multi-record body', () => {
+    const [record] = inspectEnvelope({ input: 'file.json', body: pretty });
+    if (!record?.ok) throw new Error('the fixture no longer passes');
+    expect(record.finding.rawText).toBeUndefined();
+    const line = encodeHecEvent(item(record.finding), DEFAULTS);
+    expect(line).not.toContain('\n');
+    expect(decode(line)['event']).toEqual(JSON.parse(pretty));
+
+    const [first] = inspectEnvelope({ input: 'many.json', body: `[${compact},${compact}]` });
+    if (!first?.ok) throw new Error('the fixture no longer passes');
+    expect(first.finding.rawText).toBeUndefined();
+    expect(decode(encodeHecEvent(item(first.finding), DEFAULTS))['event']).toEqual(JSON.parse(compact));
+  });
+});
+
+describe('encodeHecEvent writes what buildHecEnvelope describes', () => {
+  const files = readdirSync(fixtures).filter((name) => name.endsWith('.json'));
+  const variants: readonly HecEnvelopeOptions[] = [
+    DEFAULTS,
+    { source: 'src "quoted"', sourcetypes: { alert: 'alerts' }, sourcetype: 'other', host: 'forwarder-01', index: 'defender' },
+  ];
+
+  it('for every fixture, pretty or on one line, with and without host and index: the same keys in the same order and values', () => {
+    expect(files.length).toBeGreaterThan(5);
+    let checked = 0;
+    for (const file of files) {
+      const pretty = readFileSync(path.join(fixtures, file), 'utf8');
+      for (const body of [pretty, JSON.stringify(JSON.parse(pretty))]) {
+        for (const [decoded] of [inspectEnvelope({ input: file, body, metadata: { enqueuedTimeUtc: '2026-11-28T00:00:00Z' } })]) {
+          if (!decoded?.ok) continue;
+          for (const options of variants) {
+            const entry = item(decoded.finding, { metadata: { enqueuedTimeUtc: '2026-11-28T00:00:00Z' } });
+            const line = encodeHecEvent(entry, options);
+            const parsed = JSON.parse(line) as Record<string, unknown>;
+            const expected = buildHecEnvelope(entry, options);
+            expect(Object.keys(parsed)).toEqual(Object.keys(expected));
+            expect(parsed).toEqual(JSON.parse(JSON.stringify(expected)));
+            expect(line).not.toContain('\n');
+            checked += 1;
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(20);
   });
 });

@@ -127,9 +127,30 @@ export function buildHecEnvelope(item: DeliveryItem, options: HecEnvelopeOptions
   };
 }
 
-/** One HEC JSON envelope for one item, on one line (no trailing newline). */
+/**
+ * One HEC JSON envelope for one item (no trailing newline): the same keys, in the same order, as
+ * {@link buildHecEnvelope}, written directly. The record's own text, when the pipeline kept it, goes in as
+ * received: it was parsed once already and is not serialised again.
+ */
 export function encodeHecEvent(item: DeliveryItem, options: HecEnvelopeOptions): string {
-  return JSON.stringify(buildHecEnvelope(item, options));
+  const time = hecTime(item);
+  // JSON.stringify leaves out an undefined event, and so does this (HEC then answers code 12).
+  const event: string | undefined = item.finding.rawText ?? (JSON.stringify(item.finding.raw) as string | undefined);
+  return (
+    `{${time !== undefined ? `"time":${time},` : ''}${envelopeHead(options)}"sourcetype":${JSON.stringify(hecSourcetype(item.finding.kind, options))},` +
+    `${options.index !== undefined ? `"index":${JSON.stringify(options.index)},` : ''}${event !== undefined ? `"event":${event},` : ''}"fields":${JSON.stringify(hecFields(item.finding))}}`
+  );
+}
+
+/** `"host":...,"source":...,` of a destination's options, serialised once per options object. */
+const heads = new WeakMap<HecEnvelopeOptions, string>();
+function envelopeHead(options: HecEnvelopeOptions): string {
+  let head = heads.get(options);
+  if (head === undefined) {
+    head = `${options.host !== undefined ? `"host":${JSON.stringify(options.host)},` : ''}"source":${JSON.stringify(options.source)},`;
+    heads.set(options, head);
+  }
+  return head;
 }
 
 /**
@@ -141,23 +162,27 @@ export function encodeHecEvent(item: DeliveryItem, options: HecEnvelopeOptions):
 export function encodeHecBatches(items: readonly DeliveryItem[], options: HecBatchOptions): HecBatch[] {
   const maxEvents = Math.max(1, Math.floor(options.batchMaxEvents));
   const batches: HecBatch[] = [];
-  let lines: Buffer[] = [];
+  // Lines are kept as text and measured; each batch becomes one buffer, written once.
+  let lines: string[] = [];
   let batchItems: DeliveryItem[] = [];
   let bytes = 0;
   const flush = (): void => {
     if (batchItems.length === 0) return;
-    const plain = Buffer.concat(lines, bytes);
+    const plain = Buffer.allocUnsafe(bytes);
+    let at = 0;
+    for (const line of lines) at += plain.write(line, at, 'utf8');
     batches.push({ body: options.gzip ? gzipSync(plain) : plain, items: batchItems, bytes });
     lines = [];
     batchItems = [];
     bytes = 0;
   };
   for (const item of items) {
-    const line = Buffer.from(`${encodeHecEvent(item, options)}\n`, 'utf8');
-    if (batchItems.length >= maxEvents || (batchItems.length > 0 && bytes + line.length > options.batchMaxBytes)) flush();
+    const line = `${encodeHecEvent(item, options)}\n`;
+    const size = Buffer.byteLength(line, 'utf8');
+    if (batchItems.length >= maxEvents || (batchItems.length > 0 && bytes + size > options.batchMaxBytes)) flush();
     lines.push(line);
     batchItems.push(item);
-    bytes += line.length;
+    bytes += size;
   }
   flush();
   return batches;
