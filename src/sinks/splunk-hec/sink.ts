@@ -18,7 +18,12 @@ import { classifyHttpFailure, classifyHttpResponse, isRetryableStatus, parseRetr
 import type { SinkContext } from '../settings.js';
 import { DeliveryError, type AttemptResult, type DeliveryItem, type PreviewFile, type Sink } from '../sink.js';
 import { readSplunkHecConfig, type SplunkHecConfig } from './config.js';
+import { promisify } from 'node:util';
+import { gzip } from 'node:zlib';
 import { encodeHecBatches, type HecBatch } from './encode.js';
+
+/** gzip on libuv's thread pool, not the event loop's thread. */
+const gzipOffThread = promisify(gzip);
 
 /** The JSON event endpoint (also answers at `/services/collector` and `/services/collector/event/1.0`). */
 export const HEC_EVENT_PATH = '/services/collector/event';
@@ -205,9 +210,10 @@ export function createSplunkHecSinkFromConfig(config: SplunkHecConfig, http: Axi
   async function sendBatch(batch: HecBatch, signal: AbortSignal): Promise<{ results: AttemptResult[]; ackId?: number }> {
     let response: AxiosResponse<unknown>;
     try {
+      const body = config.gzip ? await gzipOffThread(batch.body) : batch.body;
       response = await post(
         HEC_EVENT_PATH,
-        batch.body,
+        body,
         { 'Content-Type': 'application/json', ...(config.gzip ? { 'Content-Encoding': 'gzip' } : {}) },
         signal,
       );
@@ -276,7 +282,8 @@ export function createSplunkHecSinkFromConfig(config: SplunkHecConfig, http: Axi
 
     async send(items: readonly DeliveryItem[], signal: AbortSignal): Promise<AttemptResult[]> {
       signal.throwIfAborted();
-      const batches = encodeHecBatches(items, config);
+      // Compressed in sendBatch, on libuv's thread pool: gzip stays off the event loop's thread.
+      const batches = encodeHecBatches(items, { ...config, gzip: false });
       const perBatch: AttemptResult[][] = [];
       /** ackId -> batch index. */
       const pendingAcks = new Map<number, number>();
