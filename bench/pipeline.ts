@@ -117,11 +117,19 @@ function floor(list: readonly string[]): void {
   if (sink === 0) throw new Error('unreachable');
 }
 
-async function decide(list: readonly string[], rules: RoutingRules): Promise<RecordResult[]> {
+/**
+ * Decides every body, a batch at a time, as a host does: a batch's results are let go once it is done (they
+ * are kept only when `keep` is given, for the render stage, outside its timing). Returns the records routed.
+ */
+async function decide(list: readonly string[], rules: RoutingRules, keep?: RecordResult[]): Promise<number> {
   const pipeline = createPipeline({ rules, ledger: new MemoryLedger() });
-  const results: RecordResult[] = [];
-  for (let i = 0; i < list.length; i += BATCH) results.push(...(await pipeline.processBatch(envelopes(list.slice(i, i + BATCH), i))));
-  return results;
+  let routed = 0;
+  for (let i = 0; i < list.length; i += BATCH) {
+    const results = await pipeline.processBatch(envelopes(list.slice(i, i + BATCH), i));
+    for (const result of results) if (result.report.outcome === 'routed') routed += 1;
+    keep?.push(...results);
+  }
+  return routed;
 }
 
 /** Renders what every destination would receive; returns the records rendered. */
@@ -307,7 +315,8 @@ async function main(): Promise<void> {
 
     // Warm-up: validators compiled, V8 optimised, connections open.
     floor(list);
-    const decided = await decide(list, faultRules);
+    const decided: RecordResult[] = [];
+    await decide(list, faultRules, decided);
     render(decided, renderSinks);
     await plain.run(list.slice(0, 2_000));
     await gzipped.run(list.slice(0, 2_000));
@@ -321,13 +330,12 @@ async function main(): Promise<void> {
     };
     for (let round = 0; round < ROUNDS; round++) {
       rounds.floor.push(await time(() => floor(list)));
-      let results: RecordResult[] = [];
       rounds.decide.push(
         await time(async () => {
-          results = await decide(list, faultRules);
+          if ((await decide(list, faultRules)) === 0) throw new Error('nothing was routed');
         }),
       );
-      rounds.render.push(await time(() => render(results, renderSinks)));
+      rounds.render.push(await time(() => render(decided, renderSinks)));
       rounds.endToEnd.push(await time(() => plain.run(list)));
       await check('end to end');
       rounds.endToEndGzip.push(await time(() => gzipped.run(list)));
