@@ -147,7 +147,11 @@ function render(results: readonly RecordResult[], sinks: ReadonlyMap<string, Sin
   for (const [destination, items] of byDestination) {
     const sink = sinks.get(destination);
     if (!sink) throw new Error(`no sink ${destination}`);
-    for (let i = 0; i < items.length; i += sink.maxBatchItems) rendered += sink.render(items.slice(i, i + sink.maxBatchItems)).length > 0 ? Math.min(sink.maxBatchItems, items.length - i) : 0;
+    for (let i = 0; i < items.length; i += sink.maxBatchItems) {
+      const chunk = items.slice(i, i + sink.maxBatchItems);
+      if (sink.render(chunk).length === 0) throw new Error(`${destination} rendered nothing`);
+      rendered += chunk.length;
+    }
   }
   return rendered;
 }

@@ -196,8 +196,8 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
         }
       }
       // The text is kept only when it is one line (as Event Hubs bodies are): a HEC batch is a line per event.
-      const oneLine = knownBytes !== undefined && text !== undefined && !text.includes('\n') && !text.includes('\r');
-      const accepted = { ok: true as const, input: label, record: record as Record<string, unknown>, view, ...(oneLine && text !== undefined ? { text: text.trim() } : {}) };
+      const lineText = knownBytes !== undefined && text !== undefined && !text.includes('\n') && !text.includes('\r') ? text.trim() : undefined;
+      const accepted = { ok: true as const, input: label, record: record as Record<string, unknown>, view, ...(lineText !== undefined ? { text: lineText } : {}) };
       out.push(withOptional(accepted, metadata, index));
     } catch (error) {
       if (!(error instanceof RecordProblem)) throw error;

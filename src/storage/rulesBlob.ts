@@ -104,7 +104,10 @@ export interface RulesBlobLike {
  */
 export class RulesBlobError extends Error {
   override readonly name = 'RulesBlobError';
-  /** Worth trying again soon: no answer (network, a stall), 408, 429 or a 5xx. */
+  /**
+   * Worth trying again soon: by default no answer (network, a stall), 408, 429 or a 5xx; a request that was
+   * never sent because the settings cannot work says `transient: false`.
+   */
   readonly transient: boolean;
 
   /**
@@ -114,10 +117,11 @@ export class RulesBlobError extends Error {
   constructor(
     message: string,
     readonly statusCode: number | undefined,
-    options?: ErrorOptions,
+    options: ErrorOptions & { readonly transient?: boolean } = {},
   ) {
-    super(message, options);
-    this.transient = statusCode === undefined ? !message.includes('it is not in the storage account') : statusCode === 408 || statusCode === 429 || statusCode >= 500;
+    const { transient, ...errorOptions } = options;
+    super(message, errorOptions);
+    this.transient = transient ?? (statusCode === undefined || statusCode === 408 || statusCode === 429 || statusCode >= 500);
   }
 }
 
@@ -149,8 +153,11 @@ export function connectRulesBlob(options: RulesBlobOptions): RulesReader {
   const scrubbed = (text: string): string => redactCredentials(redact(text, url.search.length > 1 ? [new Secret(url.search.slice(1), 'ROUTES_BLOB_URL')] : []));
   // The SDK's error is kept as the cause, except with a SAS: its `request.url` holds the signature, and a
   // cause is printed by whoever logs the error whole.
-  const cannotRead = (detail: string, statusCode: number | undefined, cause?: unknown): RulesBlobError =>
-    new RulesBlobError(`cannot read the rules blob ${origin}: ${detail}`, statusCode, cause !== undefined && !hasSas ? { cause } : undefined);
+  const cannotRead = (detail: string, statusCode: number | undefined, cause?: unknown, transient?: boolean): RulesBlobError =>
+    new RulesBlobError(`cannot read the rules blob ${origin}: ${detail}`, statusCode, {
+      ...(cause !== undefined && !hasSas ? { cause } : {}),
+      ...(transient !== undefined ? { transient } : {}),
+    });
 
   let client: RulesBlobLike | undefined = options.blob;
   const connect = (): RulesBlobLike => {
@@ -168,6 +175,8 @@ export function connectRulesBlob(options: RulesBlobOptions): RulesReader {
         throw cannotRead(
           `it is not in the storage account of ${options.storageSetting} (${account}): give the URL a read SAS, use an identity (...__accountName) with "Storage Blob Data Reader" on the blob's account, or keep the rules in the forwarder's account`,
           undefined,
+          undefined,
+          false,
         );
       }
       client = service.getContainerClient(parts.container).getBlobClient(parts.blob);
