@@ -185,7 +185,7 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
       return;
     }
     try {
-      const walk: WalkState = { bytes: 0, limits, trail: [] };
+      const walk: WalkState = { bytes: 0, limits };
       const view = foldRecord(record as Record<string, unknown>, walk);
       // The walk counts UTF-16 units; UTF-8 takes at most 3 bytes for each, so only a record that could be
       // over the limit is measured exactly.
@@ -234,20 +234,46 @@ const FOLDED_KEYS_MAX = 20_000;
 interface WalkState {
   bytes: number;
   readonly limits: DecodeLimits;
-  /** Keys and indexes from the record down to the value being walked: the path in a problem's message. */
-  readonly trail: (string | number)[];
 }
 
-/** `a.b[0].c`, from the walk's trail (built only when a problem is reported). */
-function trailPath(trail: readonly (string | number)[]): string {
-  let path = '';
-  for (const step of trail) path += typeof step === 'number' ? `[${step}]` : path === '' ? step : `.${step}`;
-  return path;
+/**
+ * A problem found by the walk, deep in the record. Its path is built only when it is thrown: each level it
+ * passes on the way up adds its key or index (`steps` holds them innermost first).
+ */
+class WalkProblem {
+  readonly steps: (string | number)[] = [];
+  constructor(
+    readonly code: QuarantineCode,
+    /** The reason, given the path of the value concerned (`a.b[0].c`, or '' for the record itself). */
+    readonly reason: (path: string) => string,
+  ) {}
+
+  /** The problem as a RecordProblem, its path written out. */
+  resolve(): RecordProblem {
+    let path = '';
+    for (let i = this.steps.length - 1; i >= 0; i--) {
+      const step = this.steps[i] as string | number;
+      path += typeof step === 'number' ? `[${step}]` : path === '' ? step : `.${step}`;
+    }
+    return new RecordProblem(this.code, this.reason(path));
+  }
+}
+
+/** Adds the key or index of the level a WalkProblem passes through; anything else goes on as it is. */
+function through(error: unknown, step: string | number): unknown {
+  if (error instanceof WalkProblem) error.steps.push(step);
+  return error;
 }
 
 function foldRecord(record: Record<string, unknown>, walk: WalkState): Record<string, unknown> {
-  return foldObject(record, walk, 1);
+  try {
+    return foldObject(record, walk, 1);
+  } catch (error) {
+    throw error instanceof WalkProblem ? error.resolve() : error;
+  }
 }
+
+const tooDeep = (walk: WalkState): WalkProblem => new WalkProblem('too-deep', (path) => `nesting deeper than ${walk.limits.maxDepth} levels at ${path}`);
 
 /**
  * The folded value. Copy on write: an object or array none of whose keys and values the fold changes is
@@ -268,21 +294,24 @@ function foldValue(value: unknown, walk: WalkState, depth: number): unknown {
       return value;
     case 'object':
       break;
-    default:
+    default: {
       // JSON never yields anything else; a host handing us functions or symbols is not a Defender record.
-      throw new RecordProblem('not-an-object', `${trailPath(walk.trail) || 'record'} holds a ${typeof value}, which JSON cannot carry`);
+      const type = typeof value;
+      throw new WalkProblem('not-an-object', (path) => `${path || 'record'} holds a ${type}, which JSON cannot carry`);
+    }
   }
-  if (depth > walk.limits.maxDepth) {
-    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${trailPath(walk.trail)}`);
-  }
+  if (depth > walk.limits.maxDepth) throw tooDeep(walk);
   if (Array.isArray(value)) {
     walk.bytes += 2;
     let out: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       const item: unknown = value[i];
-      walk.trail.push(i);
-      const folded = foldValue(item, walk, depth + 1);
-      walk.trail.pop();
+      let folded: unknown;
+      try {
+        folded = foldValue(item, walk, depth + 1);
+      } catch (error) {
+        throw through(error, i);
+      }
       if (out === undefined) {
         if (folded === item) continue;
         out = value.slice(0, i);
@@ -301,29 +330,31 @@ function foldValue(value: unknown, walk: WalkState, depth: number): unknown {
 }
 
 function foldObject(object: Record<string, unknown>, walk: WalkState, depth: number): Record<string, unknown> {
-  if (depth > walk.limits.maxDepth) {
-    throw new RecordProblem('too-deep', `nesting deeper than ${walk.limits.maxDepth} levels at ${trailPath(walk.trail)}`);
-  }
+  if (depth > walk.limits.maxDepth) throw tooDeep(walk);
   walk.bytes += 2;
   const keys = Object.keys(object);
   // Allocated at the first key or value the fold changes, with the unchanged keys before it.
   let out: Record<string, unknown> | undefined;
   for (let k = 0; k < keys.length; k++) {
     const key = keys[k] as string;
-    if (HOSTILE_KEYS.has(key)) {
-      walk.trail.push(key);
-      throw new RecordProblem('hostile-key', `forbidden key "${key}" at ${trailPath(walk.trail)}`);
+    // The hostile keys are 9 and 11 characters long: the set is consulted only for those.
+    if ((key.length === 9 || key.length === 11) && HOSTILE_KEYS.has(key)) {
+      throw through(new WalkProblem('hostile-key', (path) => `forbidden key "${key}" at ${path}`), key);
     }
     walk.bytes += key.length + 4;
-    if (key === '$type') {
+    const first = key.charCodeAt(0);
+    if (first === 0x24 /* $ */ && key === '$type') {
       out ??= copyKeys(object, keys, k);
       continue;
     }
-    const folded = foldKey(key);
+    const folded = first >= 65 && first <= 90 ? foldKey(key) : key;
     const original = object[key];
-    walk.trail.push(key);
-    const value = foldValue(original, walk, depth);
-    walk.trail.pop();
+    let value: unknown;
+    try {
+      value = foldValue(original, walk, depth);
+    } catch (error) {
+      throw through(error, key);
+    }
     if (out === undefined) {
       if (folded === key && value === original) continue;
       out = copyKeys(object, keys, k);

@@ -13,6 +13,7 @@ import {
   encodeHecBatches,
   encodeHecEvent,
   hecFields,
+  hecFieldsJson,
 } from '../../src/sinks/splunk-hec/encode.js';
 import { makeAlert, makeRecommendation, makeSecureScore, makeVulnerability, without } from '../support/findings.js';
 
@@ -200,8 +201,30 @@ describe('hecFields: flat, CIM-friendly indexed fields', () => {
     ['/subscriptions/s', undefined],
     ['/subscriptions/s/providers/Microsoft.Security', undefined],
     ['', undefined],
+    ['//subscriptions/s//resourceGroups/rg/PROVIDERS/Microsoft.Web//sites/app/', 'Microsoft.Web/sites'],
+    // A site named "providers" is a name, not an extension's segment.
+    ['/subscriptions/s/providers/Microsoft.Web/sites/providers/x', 'Microsoft.Web/sites/x'],
+    ['/subscriptions/s/providers/Microsoft.Web/providers/sites', undefined],
+    ['providers/Microsoft.Web/sites', 'Microsoft.Web/sites'],
   ])('dest_type of %s', (resourceId, expected) => {
     expect(armResourceType(resourceId)).toBe(expected);
+  });
+
+  it('is written as JSON directly, exactly as JSON.stringify writes the fields, whatever the strings hold', () => {
+    const odd = ['quote " and \\ backslash', 'tab\tnew\nline\u0000nul', 'lone \ud800 surrogate', 'pair \ud83d\ude00 and é', '</script>\u2028'];
+    const findings: Finding[] = [
+      makeAlert(),
+      makeAlert({ title: '', tactics: ['', 'Execution', ''], namespace: 'kube-system', action: 'Insert', snapshot: true }),
+      makeVulnerability({ cves: ['CVE-2024-3094', ''], cvss: 9.8 }),
+      makeVulnerability({ cves: [''], cvss: Number.NaN }),
+      makeSecureScore(),
+      makeRecommendation(),
+      ...odd.map((text, n) => makeAlert({ id: text, title: text, status: text, resourceId: `/subscriptions/${text}/providers/Microsoft.${text}/t/${n}`, tactics: [text, text], cluster: text })),
+    ];
+    for (const file of readdirSync(fixtures).filter((name) => name.endsWith('.json'))) findings.push(fixtureItem(file).finding);
+    for (const finding of findings) {
+      expect(hecFieldsJson(finding)).toBe(JSON.stringify(hecFields(finding)));
+    }
   });
 });
 

@@ -59,38 +59,67 @@ export function hecTime(item: DeliveryItem): number | undefined {
  */
 export function hecFields(finding: Finding): HecFields {
   const fields: HecFields = {};
-  const put = (key: string, value: string | readonly string[] | undefined): void => {
-    if (value === undefined) return;
+  eachHecField(finding, (key, value) => {
+    fields[key] = typeof value === 'string' ? value : [...value];
+  });
+  return fields;
+}
+
+/** `JSON.stringify(hecFields(finding))`, written directly (no intermediate object: it runs once per event). */
+export function hecFieldsJson(finding: Finding): string {
+  let out = '';
+  eachHecField(finding, (key, value) => {
+    out += `${out === '' ? '' : ','}"${key}":`;
     if (typeof value === 'string') {
-      if (value !== '') fields[key] = value;
+      out += jsonString(value);
       return;
     }
-    const list = value.filter((entry) => entry !== '');
-    if (list.length > 0) fields[key] = list;
+    out += '[';
+    for (let i = 0; i < value.length; i++) out += `${i === 0 ? '' : ','}${jsonString(value[i] as string)}`;
+    out += ']';
+  });
+  return `{${out}}`;
+}
+
+/** Keys are ours and plain; `put` gets each present field once, in order, empty values and entries left out. */
+function eachHecField(finding: Finding, put: (key: string, value: string | readonly string[]) => void): void {
+  const text = (key: string, value: string | undefined): void => {
+    if (value !== undefined && value !== '') put(key, value);
   };
-  put('kind', finding.kind);
-  put('id', finding.id);
+  const list = (key: string, values: readonly string[]): void => {
+    const present = values.includes('') ? values.filter((entry) => entry !== '') : values;
+    if (present.length > 0) put(key, present);
+  };
+  text('kind', finding.kind);
+  text('id', finding.id);
   // CIM wants lower case; `unknown` is one of its values, so it is kept (a secure score has no severity).
-  put('severity', finding.severity.toLowerCase());
+  text('severity', finding.severity.toLowerCase());
   // 0 unknown, 1 informational, 2 low, 3 medium, 4 high, 5 critical: the same numbers as OCSF severity_id.
-  put('severity_id', String(severityRank(finding.severity)));
-  put('signature', finding.title !== '' ? finding.title : finding.alertType);
-  put('signature_id', finding.alertType);
-  put('type', finding.kind === 'alert' ? 'alert' : 'event');
-  put('status', finding.status);
-  put('dest', finding.resourceId);
-  put('dest_type', armResourceType(finding.resourceId));
-  put('subscription', finding.subscriptionId);
-  put('resource_group', finding.resourceGroup);
-  put('cluster', finding.cluster);
-  put('namespace', finding.namespace);
-  put('mitre_tactic', finding.tactics);
-  put('cve', finding.cves);
-  if (finding.cvss !== undefined && Number.isFinite(finding.cvss)) put('cvss', String(finding.cvss));
-  put('action', finding.action);
-  if (finding.snapshot) put('snapshot', 'true');
-  put('vendor_product', VENDOR_PRODUCT);
-  return fields;
+  text('severity_id', String(severityRank(finding.severity)));
+  text('signature', finding.title !== '' ? finding.title : finding.alertType);
+  text('signature_id', finding.alertType);
+  text('type', finding.kind === 'alert' ? 'alert' : 'event');
+  text('status', finding.status);
+  text('dest', finding.resourceId);
+  text('dest_type', armResourceType(finding.resourceId));
+  text('subscription', finding.subscriptionId);
+  text('resource_group', finding.resourceGroup);
+  text('cluster', finding.cluster);
+  text('namespace', finding.namespace);
+  list('mitre_tactic', finding.tactics);
+  list('cve', finding.cves);
+  if (finding.cvss !== undefined && Number.isFinite(finding.cvss)) text('cvss', String(finding.cvss));
+  text('action', finding.action);
+  if (finding.snapshot) text('snapshot', 'true');
+  text('vendor_product', VENDOR_PRODUCT);
+}
+
+/** What JSON.stringify escapes in a string (control characters, quote, backslash, lone surrogates). */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** `JSON.stringify(value)` for a string, with the common case (nothing to escape) done without it. */
+function jsonString(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
 /**
@@ -99,18 +128,25 @@ export function hecFields(finding: Finding): HecFields {
  * (`Microsoft.Network/virtualNetworks/subnets`). Undefined for ids without a provider (a subscription).
  */
 export function armResourceType(resourceId: string): string | undefined {
-  const segments = resourceId.split('/').filter((segment) => segment !== '');
-  const at = segments.findIndex((segment) => segment.toLowerCase() === 'providers');
-  const namespace = at >= 0 ? segments[at + 1] : undefined;
-  if (namespace === undefined) return undefined;
-  const types: string[] = [namespace];
-  // After the namespace: type/name pairs, until an extension resource's own `providers` segment.
-  for (let i = at + 2; i < segments.length; i += 2) {
-    const type = segments[i];
-    if (type === undefined || type.toLowerCase() === 'providers') break;
-    types.push(type);
+  const segments = resourceId.split('/');
+  let at = 0;
+  while (at < segments.length && !isProviders(segments[at] as string)) at++;
+  // After `providers`: the namespace, then type/name pairs, until an extension resource's own `providers`.
+  let type: string | undefined;
+  let parts = 0;
+  for (let i = at + 1; i < segments.length; i++) {
+    const segment = segments[i] as string;
+    if (segment === '') continue;
+    if (parts % 2 === 1 && isProviders(segment)) break;
+    if (parts === 0) type = segment;
+    else if (parts % 2 === 1) type += `/${segment}`;
+    parts++;
   }
-  return types.length > 1 ? types.join('/') : undefined;
+  return parts > 1 ? type : undefined;
+}
+
+function isProviders(segment: string): boolean {
+  return segment.length === 9 && segment.toLowerCase() === 'providers';
 }
 
 /** The envelope of one item (before serialisation). */
@@ -133,13 +169,24 @@ export function buildHecEnvelope(item: DeliveryItem, options: HecEnvelopeOptions
  * received: it was parsed once already and is not serialised again.
  */
 export function encodeHecEvent(item: DeliveryItem, options: HecEnvelopeOptions): string {
+  const [head, event, tail] = hecEventParts(item, options);
+  return head + event + tail;
+}
+
+/**
+ * An envelope in three parts, to be written one after the other: what comes before the record, the record's
+ * JSON text (as received, or serialised), and what comes after it. A batch writes the three into its buffer
+ * as they are, so the record's text is never copied into a longer string first.
+ */
+function hecEventParts(item: DeliveryItem, options: HecEnvelopeOptions): [head: string, event: string, tail: string] {
   const time = hecTime(item);
   // JSON.stringify leaves out an undefined event, and so does this (HEC then answers code 12).
   const event: string | undefined = item.finding.rawText ?? (JSON.stringify(item.finding.raw) as string | undefined);
-  return (
-    `{${time !== undefined ? `"time":${time},` : ''}${envelopeHead(options)}"sourcetype":${JSON.stringify(hecSourcetype(item.finding.kind, options))},` +
-    `${options.index !== undefined ? `"index":${JSON.stringify(options.index)},` : ''}${event !== undefined ? `"event":${event},` : ''}"fields":${JSON.stringify(hecFields(item.finding))}}`
-  );
+  const head =
+    `{${time !== undefined ? `"time":${time},` : ''}${envelopeHead(options)}"sourcetype":${jsonString(hecSourcetype(item.finding.kind, options))},` +
+    `${options.index !== undefined ? `"index":${jsonString(options.index)},` : ''}${event !== undefined ? '"event":' : ''}`;
+  const tail = `${event !== undefined ? ',' : ''}"fields":${hecFieldsJson(item.finding)}}`;
+  return [head, event ?? '', tail];
 }
 
 /** `"host":...,"source":...,` of a destination's options, serialised once per options object. */
@@ -162,25 +209,26 @@ function envelopeHead(options: HecEnvelopeOptions): string {
 export function encodeHecBatches(items: readonly DeliveryItem[], options: HecBatchOptions): HecBatch[] {
   const maxEvents = Math.max(1, Math.floor(options.batchMaxEvents));
   const batches: HecBatch[] = [];
-  // Lines are kept as text and measured; each batch becomes one buffer, written once.
-  let lines: string[] = [];
+  // Each event's three parts are kept and measured; each batch becomes one buffer, written once.
+  let parts: string[] = [];
   let batchItems: DeliveryItem[] = [];
   let bytes = 0;
   const flush = (): void => {
     if (batchItems.length === 0) return;
     const plain = Buffer.allocUnsafe(bytes);
     let at = 0;
-    for (const line of lines) at += plain.write(line, at, 'utf8');
+    for (const part of parts) at += plain.write(part, at, 'utf8');
     batches.push({ body: options.gzip ? gzipSync(plain) : plain, items: batchItems, bytes });
-    lines = [];
+    parts = [];
     batchItems = [];
     bytes = 0;
   };
   for (const item of items) {
-    const line = `${encodeHecEvent(item, options)}\n`;
-    const size = Buffer.byteLength(line, 'utf8');
+    const [head, event, tail] = hecEventParts(item, options);
+    const line = `${tail}\n`;
+    const size = Buffer.byteLength(head, 'utf8') + Buffer.byteLength(event, 'utf8') + Buffer.byteLength(line, 'utf8');
     if (batchItems.length >= maxEvents || (batchItems.length > 0 && bytes + size > options.batchMaxBytes)) flush();
-    lines.push(line);
+    parts.push(head, event, line);
     batchItems.push(item);
     bytes += size;
   }
