@@ -78,7 +78,10 @@ export interface Finding {
   readonly action?: string;
   /** The first remediation steps, when the record carries any. */
   readonly remediation: readonly string[];
-  /** The original record, untouched. */
+  /**
+   * The original record, untouched. For a record kept as its text (`rawText`), it is parsed again from that
+   * text the first time it is read.
+   */
   readonly raw: unknown;
   /**
    * The record's JSON text exactly as received, when its body held it alone (not enumerable: it never shows in
@@ -86,3 +89,38 @@ export interface Finding {
    */
   readonly rawText?: string;
 }
+
+/** A Finding before its record is attached (what normalisation derives from the record's view). */
+export type Draft = Omit<Finding, 'raw' | 'rawText'>;
+
+/** A Finding holding its parsed record. */
+export function withRecord(draft: Draft, raw: unknown): Finding {
+  const finding = draft as Draft & { raw: unknown };
+  finding.raw = raw;
+  return finding;
+}
+
+/**
+ * A Finding holding its record as the JSON text it arrived as: `rawText`, and `raw` parsed again from it only
+ * when something reads it (a Teams card's or an email's details, a dead letter). The parsed tree and the view
+ * of a record then die young, right after normalisation, instead of living on, in the old generation of the
+ * heap, until the batch is delivered. Every such Finding shares the one getter, so V8 keeps them fast objects.
+ */
+export function withRecordText(draft: Draft, text: string): Finding {
+  Object.defineProperty(draft, 'rawText', { value: text, enumerable: false });
+  Object.defineProperty(draft, 'raw', RAW_FROM_TEXT);
+  return draft as Finding;
+}
+
+/** Records parsed again from their text, by Finding (kept while the Finding lives). */
+const parsedRecords = new WeakMap<object, unknown>();
+
+const RAW_FROM_TEXT: PropertyDescriptor = Object.freeze({
+  get(this: Finding): unknown {
+    if (parsedRecords.has(this)) return parsedRecords.get(this);
+    const raw: unknown = JSON.parse(this.rawText ?? 'null');
+    parsedRecords.set(this, raw);
+    return raw;
+  },
+  enumerable: true,
+});

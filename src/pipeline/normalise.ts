@@ -3,27 +3,36 @@
  * follows defender-export.md ("Normalised view the project should derive"); the original record is kept in
  * `raw`, untouched.
  */
-import { parseSeverity, severityRank, type Finding, type Kind, type Severity } from '../model/finding.js';
+import { parseSeverity, severityRank, withRecord, withRecordText, type Draft, type Finding, type Kind, type Severity } from '../model/finding.js';
 import type { AlertShape } from './classify.js';
 
 type View = Readonly<Record<string, unknown>>;
 
-/** Builds the Finding for a record. `view` is the case-folded record, `raw` the original. */
-export function normaliseRecord(kind: Kind, shape: AlertShape | 'arm', view: View, raw: unknown): Finding {
+/**
+ * Builds the Finding for a record. `view` is the case-folded record, `raw` the original. When `text` is given
+ * (the record's JSON text, as it arrived alone on one line), the Finding keeps that text instead of `raw`,
+ * and parses it again only if `raw` is asked for (see {@link withRecordText}).
+ */
+export function normaliseRecord(kind: Kind, shape: AlertShape | 'arm', view: View, raw: unknown, text?: string): Finding {
+  const draft = draftOf(kind, shape, view);
+  return text === undefined ? withRecord(draft, raw) : withRecordText(draft, text);
+}
+
+function draftOf(kind: Kind, shape: AlertShape | 'arm', view: View): Draft {
   if (kind === 'alert') {
-    if (shape === 'activityLog') return normaliseActivityLogAlert(view, raw);
-    return normaliseFlatAlert(shape === 'rest' ? obj(view['properties']) : view, view, raw);
+    if (shape === 'activityLog') return normaliseActivityLogAlert(view);
+    return normaliseFlatAlert(shape === 'rest' ? obj(view['properties']) : view, view);
   }
   switch (kind) {
     case 'recommendation':
-      return normaliseRecommendation(view, raw);
+      return normaliseRecommendation(view);
     case 'finding':
-      return normaliseSubAssessment(view, raw);
+      return normaliseSubAssessment(view);
     case 'regulatoryCompliance':
-      return normaliseCompliance(view, raw);
+      return normaliseCompliance(view);
     case 'secureScore':
     case 'secureScoreControl':
-      return normaliseScore(kind, view, raw);
+      return normaliseScore(kind, view);
   }
 }
 
@@ -33,7 +42,7 @@ export function normaliseRecord(kind: Kind, shape: AlertShape | 'arm', view: Vie
  * The Event Hub alert is flat and PascalCase; the REST alert keeps the same fields, camelCase, under
  * `properties`. Folded, both read alike: `fields` is the record itself or its `properties`.
  */
-function normaliseFlatAlert(fields: View, view: View, raw: unknown): Finding {
+function normaliseFlatAlert(fields: View, view: View): Draft {
   const extended = obj(fields['extendedProperties']);
   const resourceId =
     text(fields['azureResourceId']) ||
@@ -55,12 +64,11 @@ function normaliseFlatAlert(fields: View, view: View, raw: unknown): Finding {
     link: text(fields['alertUri']),
     time: text(fields['startTimeUtc']) || text(fields['timeGenerated']) || text(fields['timeGeneratedUtc']),
     remediation: fields['remediationSteps'],
-    raw,
   });
 }
 
 /** The Activity Log route: `{value, localizedValue}` fields, and JSON inside strings under `properties`. */
-function normaliseActivityLogAlert(view: View, raw: unknown): Finding {
+function normaliseActivityLogAlert(view: View): Draft {
   const p = obj(view['properties']);
   const resourceId = text(view['resourceId']) || text(view['id']);
   return alertFinding({
@@ -78,7 +86,6 @@ function normaliseActivityLogAlert(view: View, raw: unknown): Finding {
     link: '',
     time: text(view['eventTimestamp']) || text(view['submissionTimestamp']),
     remediation: p['remediationSteps'],
-    raw,
   });
 }
 
@@ -97,13 +104,12 @@ interface AlertParts {
   link: string;
   time: string;
   remediation: unknown;
-  raw: unknown;
 }
 
-function alertFinding(parts: AlertParts): Finding {
+function alertFinding(parts: AlertParts): Draft {
   const kubernetes = kubernetesEntities(parts.entities);
   const cluster = kubernetes.cluster || clusterOf(parts.resourceId);
-  const finding: Mutable<Finding> = {
+  const finding: Mutable<Draft> = {
     kind: 'alert',
     id: parts.id,
     severity: parts.severity,
@@ -118,7 +124,6 @@ function alertFinding(parts: AlertParts): Finding {
     time: parts.time,
     snapshot: false,
     remediation: textList(parts.remediation),
-    raw: parts.raw,
   };
   if (parts.alertType) finding.alertType = parts.alertType;
   if (cluster) finding.cluster = cluster;
@@ -130,7 +135,7 @@ function alertFinding(parts: AlertParts): Finding {
 
 // ------------------------------------------------------------------------------------ assessments
 
-function normaliseRecommendation(view: View, raw: unknown): Finding {
+function normaliseRecommendation(view: View): Draft {
   const p = obj(view['properties']);
   const status = obj(p['status']);
   const metadata = obj(p['metadata']);
@@ -139,7 +144,7 @@ function normaliseRecommendation(view: View, raw: unknown): Finding {
   const resourceId = text(details['id']) || text(details['azureResourceId']) || text(details['nativeResourceId']) || resourceOfAssessment(text(view['id']));
   const enrichment = envelopeOf(view, 'assessmentEventDataEnrichment');
   const cvss = maxNumber([additional['maxCvss30Score'], additional['maxCvssScore']]);
-  const finding: Mutable<Finding> = {
+  const finding: Mutable<Draft> = {
     kind: 'recommendation',
     id: text(view['id']),
     severity: parseSeverity(metadata['severity']),
@@ -154,7 +159,6 @@ function normaliseRecommendation(view: View, raw: unknown): Finding {
     time: text(status['statusChangeDate']) || text(status['firstEvaluationDate']) || text(view['timeGenerated']),
     snapshot: enrichment.snapshot,
     remediation: textList(metadata['remediationDescription']),
-    raw,
   };
   const cluster = clusterOf(resourceId);
   if (cluster) finding.cluster = cluster;
@@ -165,7 +169,7 @@ function normaliseRecommendation(view: View, raw: unknown): Finding {
   return finding;
 }
 
-function normaliseSubAssessment(view: View, raw: unknown): Finding {
+function normaliseSubAssessment(view: View): Draft {
   const p = obj(view['properties']);
   const status = obj(p['status']);
   const details = obj(p['resourceDetails']);
@@ -187,7 +191,7 @@ function normaliseSubAssessment(view: View, raw: unknown): Finding {
   const kubernetes = obj(additional['kubernetesDetails'] ?? additional['clusterDetails']);
   const enrichment = envelopeOf(view, 'subAssessmentEventDataEnrichment');
   const armId = text(view['id']);
-  const finding: Mutable<Finding> = {
+  const finding: Mutable<Draft> = {
     kind: 'finding',
     id: armId || text(p['id']),
     severity,
@@ -202,7 +206,6 @@ function normaliseSubAssessment(view: View, raw: unknown): Finding {
     time: text(p['timeGenerated']) || text(view['timeGenerated']),
     snapshot: enrichment.snapshot,
     remediation: textList(p['remediation']),
-    raw,
   };
   const cluster = text(kubernetes['clusterName']) || text(kubernetes['cluster']) || clusterOf(resourceId);
   if (cluster) finding.cluster = cluster;
@@ -213,11 +216,11 @@ function normaliseSubAssessment(view: View, raw: unknown): Finding {
   return finding;
 }
 
-function normaliseCompliance(view: View, raw: unknown): Finding {
+function normaliseCompliance(view: View): Draft {
   const p = obj(view['properties']);
   const id = text(view['id']);
   const enrichment = envelopeOf(view, 'securityEventDataEnrichment');
-  const finding: Mutable<Finding> = {
+  const finding: Mutable<Draft> = {
     kind: 'regulatoryCompliance',
     id,
     severity: 'Unknown',
@@ -232,7 +235,6 @@ function normaliseCompliance(view: View, raw: unknown): Finding {
     time: text(view['timeGenerated']),
     snapshot: enrichment.snapshot,
     remediation: [],
-    raw,
   };
   const link = httpsLink(text(p['assessmentDetailsLink']));
   if (link) finding.link = link;
@@ -240,13 +242,13 @@ function normaliseCompliance(view: View, raw: unknown): Finding {
   return finding;
 }
 
-function normaliseScore(kind: 'secureScore' | 'secureScoreControl', view: View, raw: unknown): Finding {
+function normaliseScore(kind: 'secureScore' | 'secureScoreControl', view: View): Draft {
   const p = obj(view['properties']);
   const id = text(view['id']);
   const score = obj(p['score']);
   const enrichment = envelopeOf(view, 'securityEventDataEnrichment');
   const percentage = typeof score['percentage'] === 'number' ? ` (${Math.round(score['percentage'] * 1000) / 10}%)` : '';
-  const finding: Mutable<Finding> = {
+  const finding: Mutable<Draft> = {
     kind,
     id,
     severity: 'Unknown',
@@ -261,7 +263,6 @@ function normaliseScore(kind: 'secureScore' | 'secureScoreControl', view: View, 
     time: text(view['timeGenerated']),
     snapshot: enrichment.snapshot,
     remediation: [],
-    raw,
   };
   if (enrichment.action) finding.action = enrichment.action;
   return finding;

@@ -128,8 +128,7 @@ function inspectRecord(
       quarantinedAt: now,
     });
   }
-  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record);
-  if (decoded.text !== undefined) Object.defineProperty(finding, 'rawText', { value: decoded.text, enumerable: false });
+  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record, decoded.text);
   return {
     ok: true,
     input: decoded.input,

@@ -319,6 +319,23 @@ describe('encodeHecEvent: the record as received', () => {
     expect(first.finding.rawText).toBeUndefined();
     expect(decode(encodeHecEvent(item(first.finding), DEFAULTS))['event']).toEqual(JSON.parse(compact));
   });
+
+  it('a record kept as its text still shows its record as `raw`: parsed from the text once, when first read', () => {
+    const [record] = inspectEnvelope({ input: 'eh:0/1', body: compact });
+    const [fromPretty] = inspectEnvelope({ input: 'file.json', body: pretty });
+    if (!record?.ok || !fromPretty?.ok) throw new Error('the fixture no longer passes');
+    const { finding } = record;
+    expect(Object.keys(finding)).toContain('raw');
+    expect(finding.raw).toEqual(JSON.parse(compact));
+    expect(finding.raw).toBe(finding.raw); // the same object each time: parsed once
+    // Spread, compared, or serialised, it is the same Finding as one that held its parsed record all along.
+    expect({ ...finding }).toEqual(fromPretty.finding);
+    expect(finding).toEqual(fromPretty.finding);
+    expect(JSON.parse(JSON.stringify(finding))).toEqual(JSON.parse(JSON.stringify(fromPretty.finding)));
+    expect(() => {
+      (finding as { raw: unknown }).raw = {};
+    }).toThrow(TypeError); // read-only, as the type says
+  });
 });
 
 describe('encodeHecEvent writes what buildHecEnvelope describes', () => {
