@@ -279,9 +279,17 @@ function obj(value: unknown): View {
 }
 
 function text(value: unknown): string {
-  if (typeof value === 'string') return value.trim();
+  if (typeof value === 'string') return isTrimmed(value) ? value : value.trim();
   if (typeof value === 'number' || typeof value === 'boolean') return String(value);
   return '';
+}
+
+/** True when `trim()` would give `value` back as it is: it starts and ends with printable ASCII (or is empty). */
+function isTrimmed(value: string): boolean {
+  if (value.length === 0) return true;
+  const first = value.charCodeAt(0);
+  const last = value.charCodeAt(value.length - 1);
+  return first > 0x20 && first < 0x7f && last > 0x20 && last < 0x7f;
 }
 
 function valueText(value: unknown): string {
@@ -394,26 +402,35 @@ function httpsLink(link: string): string {
   return '';
 }
 
-/** Alert entities: find the Kubernetes cluster and namespace names, following nested entities. */
+/**
+ * Alert entities: find the Kubernetes cluster and namespace names, following nested entities (four levels at
+ * most: a parsed record is a tree, so the bound is also all that is needed against walking forever).
+ */
 function kubernetesEntities(entities: unknown): { cluster: string; namespace: string } {
   const found = { cluster: '', namespace: '' };
   if (!Array.isArray(entities)) return found;
-  const seen = new Set<unknown>();
   const visit = (entity: unknown, depth: number): void => {
-    if (depth > 4 || entity === null || typeof entity !== 'object' || seen.has(entity)) return;
-    seen.add(entity);
-    const e = obj(entity);
-    const type = text(e['type']).toLowerCase();
-    if (type === 'k8s-cluster' && !found.cluster) {
-      found.cluster = text(e['name']) || text(obj(e['cloudResource'])['resourceName']) || clusterOf(text(e['resourceId']));
-    } else if (type === 'k8s-namespace' && !found.namespace) {
-      found.namespace = text(e['name']);
+    if (depth > 4 || entity === null || typeof entity !== 'object') return;
+    if (!Array.isArray(entity)) {
+      const e = entity as View;
+      const type = e['type'];
+      // Only `K8s-cluster` (11 characters) and `K8s-namespace` (13) matter: other types are not lower-cased.
+      if (typeof type === 'string' && (type.length === 11 || type.length === 13 || type.trim() !== type)) {
+        const kind = type.trim().toLowerCase();
+        if (kind === 'k8s-cluster' && !found.cluster) {
+          found.cluster = text(e['name']) || text(obj(e['cloudResource'])['resourceName']) || clusterOf(text(e['resourceId']));
+        } else if (kind === 'k8s-namespace' && !found.namespace) {
+          found.namespace = text(e['name']);
+        }
+      }
     }
-    for (const value of Object.values(e)) {
+    for (const key in entity) {
+      if (!Object.prototype.hasOwnProperty.call(entity, key)) continue;
+      const value = (entity as Record<string, unknown>)[key];
       if (value !== null && typeof value === 'object') visit(value, depth + 1);
     }
   };
-  entities.forEach((entity) => visit(entity, 0));
+  for (const entity of entities) visit(entity, 0);
   return found;
 }
 

@@ -38,6 +38,30 @@ describe('normalise: every sample becomes the Finding the design describes', () 
     expect(finding.resourceId).toMatch(/managedClusters\/k8s--295-aks1-28-otc-dev-v4$/);
   });
 
+  it('finds the Kubernetes cluster and namespace among nested entities, whatever their type names\' case and padding', () => {
+    const file = 'eh_alert_K8S_AdmissionController_informational__sumologic.json';
+    const record = JSON.parse(readFileSync(path.join(fixtures, file), 'utf8')) as Record<string, unknown>;
+    const entities = [
+      { $id: '1', Type: 'K8s-pod', Name: 'web-0', Namespace: { $id: '2', Type: ' k8s-NAMESPACE ', Name: 'payments' } },
+      { $id: '3', Type: 'K8s-Cluster', Name: 'aks-entities', Extra: [{ Deeper: { Type: 'K8s-namespace', Name: 'too-late' } }] },
+      { $id: '4', Type: 'K8s-cluster', Name: 'second-cluster' },
+    ];
+    const [accepted] = inspectEnvelope({ input: file, body: JSON.stringify({ ...record, Entities: entities }) });
+    if (!accepted?.ok) throw new Error(`rejected: ${accepted?.entry.reason}`);
+    expect(accepted.finding.namespace).toBe('payments');
+    expect(accepted.finding.cluster).toBe('aks-entities');
+
+    // Nested deeper than four levels is not looked at.
+    const deep = [{ Type: 'x', A: { B: { C: { D: { E: { Type: 'K8s-namespace', Name: 'too-deep' } } } } } }];
+    const shallower = [{ Type: 'x', A: { B: { C: { D: { Type: 'K8s-namespace', Name: 'deep-enough' } } } } }];
+    const [near] = inspectEnvelope({ input: file, body: JSON.stringify({ ...record, Entities: shallower }) });
+    if (!near?.ok) throw new Error(`rejected: ${near?.entry.reason}`);
+    expect(near.finding.namespace).toBe('deep-enough');
+    const [far] = inspectEnvelope({ input: file, body: JSON.stringify({ ...record, Entities: deep }) });
+    if (!far?.ok) throw new Error(`rejected: ${far?.entry.reason}`);
+    expect(far.finding.namespace).toBeUndefined();
+  });
+
   it('keeps the original record untouched in raw', () => {
     const file = 'eh_alert_K8S_AdmissionController_informational__sumologic.json';
     const { finding } = accept(file);
