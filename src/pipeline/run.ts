@@ -264,6 +264,9 @@ function isDeliveryLedger(ledger: NotificationLedger): ledger is DeliveryLedger 
   return typeof (ledger as Partial<DeliveryLedger>).claimOutcome === 'function';
 }
 
+/** No destination muted (most records): nothing to allocate. */
+const NONE: ReadonlySet<string> = new Set();
+
 async function decide(
   rules: RoutingRules,
   ledger: NotificationLedger,
@@ -272,7 +275,7 @@ async function decide(
   claimed: string[],
 ): Promise<RecordResult> {
   const { finding } = record;
-  const mutedNames = new Set(decision.muted.map((muted) => muted.destination));
+  const mutedNames: ReadonlySet<string> = decision.muted.length === 0 ? NONE : new Set(decision.muted.map((muted) => muted.destination));
   const destinations: string[] = [];
   const duplicates: string[] = [];
   const held: string[] = [];
@@ -295,7 +298,7 @@ async function decide(
       held.push(name);
     }
   }
-  const muted = decision.destinations.filter((name) => mutedNames.has(name));
+  const muted = mutedNames.size === 0 ? [] : decision.destinations.filter((name) => mutedNames.has(name));
   let outcome: Outcome = 'routed';
   if (decision.destinations.length === 0) outcome = 'unrouted';
   else if (muted.length === decision.destinations.length) outcome = 'muted';
