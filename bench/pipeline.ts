@@ -6,7 +6,11 @@
  * alerts with their entities (Kubernetes, servers, PaaS, Activity Log), recommendations, container and server
  * vulnerability findings, secure scores and regulatory compliance, kept between 1 and 10 KB each.
  *
- * Stages, each timed on the wall clock (median of BENCH_ROUNDS rounds; every stage is one thread's work):
+ * Stages, each timed on the wall clock (median of BENCH_ROUNDS rounds, default 5; every stage is one thread's
+ * work). Each stage runs in a process of its own, warmed up by one untimed round on the same data, and each
+ * timed round starts on a collected heap (`--expose-gc`): no stage runs on code V8 optimised for another, or
+ * pays for another's garbage. The rounds interleave the stages, one stage at a time, so that a slow spell of
+ * the machine falls on all of them alike.
  * - floor:   JSON.parse of each body + JSON.stringify of each record, what any forwarder must do at least;
  * - decide:  decode + classify + validate + normalise + route + dedupe decision (the pipeline, no delivery);
  * - render:  the HEC batches, Teams cards and emails of the routed records (test/faults/routes.yaml);
@@ -44,7 +48,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../..');
 const env = process.env;
 const RECORDS = Number(env['BENCH_RECORDS'] ?? 20_000);
-const ROUNDS = Number(env['BENCH_ROUNDS'] ?? 3);
+const ROUNDS = Number(env['BENCH_ROUNDS'] ?? 5);
 const BATCH = Number(env['BENCH_BATCH'] ?? 500);
 const LANES = Number(env['BENCH_LANES'] ?? 4);
 const LARGE = Number(env['BENCH_LARGE_RECORDS'] ?? 100_000);
@@ -309,7 +313,110 @@ async function streamFile(receiverUrl: string, scratch: string): Promise<{ recor
   };
 }
 
+type Stage = 'floor' | 'decide' | 'render' | 'endToEnd' | 'endToEndGzip' | 'peer';
+const STAGES: readonly Stage[] = ['floor', 'decide', 'render', 'endToEnd', 'endToEndGzip', 'peer'];
+/** The stages whose records end up at the receiver (its count is checked after each of their rounds). */
+const DELIVERING: ReadonlySet<Stage> = new Set(['endToEnd', 'endToEndGzip', 'peer']);
+
+/** What a stage's process answers: ready (warmed up), a round's time, or its peak RSS once done. */
+type StageReply = { ready: true } | { ms: number } | { done: true; peakRssMb: number } | { failed: string };
+
+/**
+ * A stage's own process: it generates the same bodies (same seed), warms the stage up (validators compiled,
+ * V8 optimised, connections open), then times one round each time the parent asks. Each stage has a process
+ * of its own so that none runs on code V8 optimised for, or a heap filled by, another stage.
+ */
+async function stageProcess(stage: Stage, receiverUrl: string): Promise<void> {
+  const reply = (message: StageReply): void => void process.send?.(message);
+  const [list = []] = [...bodies(RECORDS, RECORDS)];
+  const faultRules = rulesOf('test/faults/routes.yaml');
+  const http = createHttpClient();
+  const renderSinks = createSinks(faultRules, { env: { HEC_URL: receiverUrl, HEC_TOKEN: TOKEN, TEAMS_URL: 'https://teams.example/hook?sig=bench', SMTP_URL: 'smtp://127.0.0.1:9' }, http });
+  const e2e = stage === 'endToEnd' || stage === 'endToEndGzip' ? endToEnd(receiverUrl, stage === 'endToEndGzip') : undefined;
+  /** One timed round of the stage (what is prepared outside the timing is prepared first). */
+  const round = async (): Promise<number> => {
+    switch (stage) {
+      case 'floor':
+        return time(() => floor(list));
+      case 'decide':
+        return time(async () => {
+          if ((await decide(list, faultRules)) === 0) throw new Error('nothing was routed');
+        });
+      case 'render': {
+        // The render stage's input is decided outside its timing, and let go after it.
+        const decided: RecordResult[] = [];
+        await decide(list, faultRules, decided);
+        return time(() => render(decided, renderSinks));
+      }
+      case 'endToEnd':
+      case 'endToEndGzip':
+        return time(() => e2e?.run(list));
+      case 'peer':
+        return time(() => peer(receiverUrl, list));
+    }
+  };
+  // Warm-up: one untimed round on the same data, whatever the stage.
+  await round();
+  reply({ ready: true });
+  process.on('message', (message: unknown) => {
+    const command = (message as { command?: string }).command;
+    if (command === 'round') {
+      round().then(
+        (ms) => reply({ ms }),
+        (error: unknown) => reply({ failed: error instanceof Error ? error.message : String(error) }),
+      );
+    } else if (command === 'done') {
+      void Promise.all([e2e?.close(), closeSinks(renderSinks)]).then(() => {
+        closeHttpClient(http);
+        reply({ done: true, peakRssMb: (resourceUsage().maxRSS * 1024) / 1e6 });
+        process.disconnect();
+      });
+    }
+  });
+}
+
+interface StageChild {
+  /** Sends a command and resolves with the reply to it (one command at a time). */
+  ask(command: 'round' | 'done'): Promise<StageReply>;
+  readonly ready: Promise<StageReply>;
+}
+
+function startStage(stage: Stage, receiverUrl: string): StageChild {
+  // The stage's process runs with this one's flags (--expose-gc).
+  const child = fork(fileURLToPath(import.meta.url), ['--stage', stage, receiverUrl], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  let exited: Error | undefined;
+  const waiting: ((reply: StageReply) => void)[] = [];
+  child.on('message', (message: unknown) => waiting.shift()?.(message as StageReply));
+  child.once('exit', (code) => {
+    exited = new Error(`the ${stage} stage's process exited (${code})`);
+    for (const resolve of waiting.splice(0)) resolve({ failed: exited.message });
+  });
+  const next = (): Promise<StageReply> =>
+    new Promise<StageReply>((resolve) => {
+      if (exited) resolve({ failed: exited.message });
+      else waiting.push(resolve);
+    });
+  return {
+    ready: next(),
+    ask(command) {
+      const reply = next();
+      child.send({ command });
+      return reply;
+    },
+  };
+}
+
+function expectReply<K extends 'ready' | 'ms' | 'done'>(stage: Stage, reply: StageReply, key: K): Extract<StageReply, Record<K, unknown>> {
+  if ('failed' in reply) throw new Error(`${stage}: ${reply.failed}`);
+  if (!(key in reply)) throw new Error(`${stage}: unexpected answer ${JSON.stringify(reply)}`);
+  return reply as Extract<StageReply, Record<K, unknown>>;
+}
+
 async function main(): Promise<void> {
+  if (process.argv[2] === '--stage') {
+    await stageProcess(process.argv[3] as Stage, process.argv[4] ?? '');
+    return;
+  }
   const receiver = await startReceiver();
   try {
     if (process.argv[2] === '--large') {
@@ -319,54 +426,36 @@ async function main(): Promise<void> {
     const [list = []] = [...bodies(RECORDS, RECORDS)];
     const bytes = list.reduce((sum, body) => sum + Buffer.byteLength(body), 0);
     const figure = (ms: number): Figure => ({ ms, recordsPerSecond: list.length / (ms / 1000), mbPerSecond: bytes / 1e6 / (ms / 1000) });
-    process.stderr.write(`bench: ${list.length} bodies, ${(bytes / 1e6).toFixed(1)} MB (${(bytes / list.length / 1024).toFixed(1)} KB each on average); ${ROUNDS} rounds per stage\n`);
+    process.stderr.write(`bench: ${list.length} bodies, ${(bytes / 1e6).toFixed(1)} MB (${(bytes / list.length / 1024).toFixed(1)} KB each on average); ${ROUNDS} rounds per stage, each stage in a process of its own\n`);
 
-    const faultRules = rulesOf('test/faults/routes.yaml');
-    const http = createHttpClient();
-    const renderSinks = createSinks(faultRules, { env: { HEC_URL: receiver.url, HEC_TOKEN: TOKEN, TEAMS_URL: 'https://teams.example/hook?sig=bench', SMTP_URL: 'smtp://127.0.0.1:9' }, http });
-    const plain = endToEnd(receiver.url, false);
-    const gzipped = endToEnd(receiver.url, true);
-
-    // Warm-up: validators compiled, V8 optimised, connections open.
-    floor(list);
-    const warm: RecordResult[] = [];
-    await decide(list, faultRules, warm);
-    render(warm, renderSinks);
-    warm.length = 0;
-    await plain.run(list.slice(0, 2_000));
-    await gzipped.run(list.slice(0, 2_000));
-    await peer(receiver.url, list.slice(0, 2_000));
+    // One process per stage, started one after the other (their warm-ups send to the receiver too).
+    const children = new Map<Stage, StageChild>();
+    for (const stage of STAGES) {
+      const child = startStage(stage, receiver.url);
+      expectReply(stage, await child.ready, 'ready');
+      children.set(stage, child);
+    }
     await receiver.count();
 
-    const rounds: Record<'floor' | 'decide' | 'render' | 'endToEnd' | 'endToEndGzip' | 'peer', number[]> = { floor: [], decide: [], render: [], endToEnd: [], endToEndGzip: [], peer: [] };
-    const check = async (what: string): Promise<void> => {
-      const received = await receiver.count();
-      if (received !== list.length) throw new Error(`${what}: the receiver got ${received} events, not ${list.length}`);
-    };
+    const rounds: Record<Stage, number[]> = { floor: [], decide: [], render: [], endToEnd: [], endToEndGzip: [], peer: [] };
+    // Rounds interleave the stages (floor, decide, ..., peer; again), so that a slower spell of the machine
+    // falls on every stage alike. Only one stage runs at a time.
     for (let round = 0; round < ROUNDS; round++) {
-      rounds.floor.push(await time(() => floor(list)));
-      rounds.decide.push(
-        await time(async () => {
-          if ((await decide(list, faultRules)) === 0) throw new Error('nothing was routed');
-        }),
-      );
-      // The render stage's input is decided outside its timing, and let go after it.
-      const decided: RecordResult[] = [];
-      await decide(list, faultRules, decided);
-      rounds.render.push(await time(() => render(decided, renderSinks)));
-      decided.length = 0;
-      rounds.endToEnd.push(await time(() => plain.run(list)));
-      await check('end to end');
-      rounds.endToEndGzip.push(await time(() => gzipped.run(list)));
-      await check('end to end (gzip)');
-      rounds.peer.push(await time(() => peer(receiver.url, list)));
-      await check('peer');
+      for (const stage of STAGES) {
+        const child = children.get(stage);
+        if (!child) throw new Error(`no process for ${stage}`);
+        rounds[stage].push(expectReply(stage, await child.ask('round'), 'ms').ms);
+        if (DELIVERING.has(stage)) {
+          const received = await receiver.count();
+          if (received !== list.length) throw new Error(`${stage}: the receiver got ${received} events, not ${list.length}`);
+        }
+      }
       process.stderr.write(`bench: round ${round + 1}/${ROUNDS} done\n`);
     }
-    await Promise.all([plain.close(), gzipped.close(), closeSinks(renderSinks)]);
-    closeHttpClient(http);
-    const figures = Object.fromEntries(Object.entries(rounds).map(([stage, values]) => [stage, figure(median(values))])) as Record<keyof typeof rounds, Figure>;
-    const peakRssMb = (resourceUsage().maxRSS * 1024) / 1e6;
+    const peakRss: Record<string, number> = {};
+    for (const [stage, child] of children) peakRss[stage] = expectReply(stage, await child.ask('done'), 'done').peakRssMb;
+    const figures = Object.fromEntries(Object.entries(rounds).map(([stage, values]) => [stage, figure(median(values))])) as Record<Stage, Figure>;
+    const peakRssMb = Math.max(...Object.values(peakRss));
 
     process.stderr.write(`bench: ${LARGE} records end to end in a process of their own...\n`);
     const large = await new Promise<Record<string, number>>((resolve, reject) => {
@@ -383,15 +472,17 @@ async function main(): Promise<void> {
       rmSync(scratch, { recursive: true, force: true });
     }
 
-    const row = (name: string, f: Figure): string =>
-      `${name.padEnd(36)} ${f.ms.toFixed(0).padStart(7)} ms ${Math.round(f.recordsPerSecond).toLocaleString('en-US').padStart(9)} records/s ${f.mbPerSecond.toFixed(1).padStart(7)} MB/s`;
-    console.log(`records: ${list.length} bodies, ${(bytes / list.length / 1024).toFixed(1)} KB average, 1-10 KB; median of ${ROUNDS} rounds (wall clock); Node ${process.versions.node}`);
-    console.log(row('floor (parse + stringify)', figures.floor));
-    console.log(row('decide (decode .. route + dedupe)', figures.decide));
-    console.log(row('render (HEC, Teams, email)', figures.render));
-    console.log(row(`end to end to HEC, gzip off`, figures.endToEnd));
-    console.log(row(`end to end to HEC, gzip on`, figures.endToEndGzip));
-    console.log(row(`peer: splunk-logging, batches of ${HEC_BATCH_EVENTS}`, figures.peer));
+    const row = (name: string, stage: Stage): string => {
+      const f = figures[stage];
+      return `${name.padEnd(36)} ${f.ms.toFixed(0).padStart(7)} ms ${Math.round(f.recordsPerSecond).toLocaleString('en-US').padStart(9)} records/s ${f.mbPerSecond.toFixed(1).padStart(7)} MB/s ${`peak RSS ${(peakRss[stage] ?? 0).toFixed(0)} MB`.padStart(18)}`;
+    };
+    console.log(`records: ${list.length} bodies, ${(bytes / list.length / 1024).toFixed(1)} KB average, 1-10 KB; median of ${ROUNDS} rounds (wall clock); each stage in a process of its own; Node ${process.versions.node}`);
+    console.log(row('floor (parse + stringify)', 'floor'));
+    console.log(row('decide (decode .. route + dedupe)', 'decide'));
+    console.log(row('render (HEC, Teams, email)', 'render'));
+    console.log(row(`end to end to HEC, gzip off`, 'endToEnd'));
+    console.log(row(`end to end to HEC, gzip on`, 'endToEndGzip'));
+    console.log(row(`peer: splunk-logging, batches of ${HEC_BATCH_EVENTS}`, 'peer'));
     const ratios = {
       decideOverFloor: figures.decide.recordsPerSecond / figures.floor.recordsPerSecond,
       endToEndOverPeer: figures.endToEnd.recordsPerSecond / figures.peer.recordsPerSecond,
@@ -399,9 +490,9 @@ async function main(): Promise<void> {
       endToEndGzipOverPeer: figures.endToEndGzip.recordsPerSecond / figures.peer.recordsPerSecond,
     };
     console.log(`decide/floor ${ratios.decideOverFloor.toFixed(2)} (target >= 0.4); end-to-end/peer ${ratios.endToEndOverPeer.toFixed(2)} (target >= 1.5); end-to-end/floor ${ratios.endToEndOverFloor.toFixed(2)} (target >= 0.3); gzip on/peer ${ratios.endToEndGzipOverPeer.toFixed(2)}`);
-    console.log(`peak RSS: this run ${peakRssMb.toFixed(0)} MB; ${large['records']} records end to end ${Number(large['peakRssMb']).toFixed(0)} MB (target < 300), RSS in the first and last quarter ${Number(large['rssFirstQuarterMaxMb']).toFixed(0)} / ${Number(large['rssLastQuarterMaxMb']).toFixed(0)} MB`);
+    console.log(`peak RSS: the stages ${peakRssMb.toFixed(0)} MB at most; ${large['records']} records end to end ${Number(large['peakRssMb']).toFixed(0)} MB (target < 300), RSS in the first and last quarter ${Number(large['rssFirstQuarterMaxMb']).toFixed(0)} / ${Number(large['rssLastQuarterMaxMb']).toFixed(0)} MB`);
     console.log(`forward streaming ${stream.records} lines: ${(stream.records / (stream.ms / 1000)).toFixed(0)} records/s, peak RSS ${stream.peakRssMb.toFixed(0)} MB, first / last quarter ${stream.firstQuarterPeakMb.toFixed(0)} / ${stream.lastQuarterPeakMb.toFixed(0)} MB`);
-    console.log(JSON.stringify({ node: process.versions.node, records: list.length, bytes, batch: BATCH, lanes: LANES, rounds: ROUNDS, figures, ratios, peakRssMb, large, stream }));
+    console.log(JSON.stringify({ node: process.versions.node, records: list.length, bytes, batch: BATCH, lanes: LANES, rounds: ROUNDS, figures, ratios, peakRssMb, peakRss, large, stream }));
   } finally {
     receiver.stop();
   }
