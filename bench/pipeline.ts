@@ -387,6 +387,8 @@ function startStage(stage: Stage, receiverUrl: string): StageChild {
   let exited: Error | undefined;
   const waiting: ((reply: StageReply) => void)[] = [];
   child.on('message', (message: unknown) => waiting.shift()?.(message as StageReply));
+  // A command sent after the process is gone fails here; its answer is the `failed` below.
+  child.on('error', () => undefined);
   child.once('exit', (code) => {
     exited = new Error(`the ${stage} stage's process exited (${code})`);
     for (const resolve of waiting.splice(0)) resolve({ failed: exited.message });
@@ -400,7 +402,7 @@ function startStage(stage: Stage, receiverUrl: string): StageChild {
     ready: next(),
     ask(command) {
       const reply = next();
-      child.send({ command });
+      if (!exited) child.send({ command });
       return reply;
     },
   };

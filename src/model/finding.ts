@@ -102,7 +102,7 @@ export function withRecord(draft: Draft, raw: unknown): Finding {
 
 /**
  * A Finding holding its record as the JSON text it arrived as: `rawText`, and `raw` parsed again from it only
- * when something reads it (a Teams card's or an email's details, a dead letter). The parsed tree and the view
+ * when something reads it (a dead letter, the webhook sink, a record quarantined by a routing defect). The parsed tree and the view
  * of a record then die young, right after normalisation, instead of living on, in the old generation of the
  * heap, until the batch is delivered. Every such Finding shares the one getter, so V8 keeps them fast objects.
  */

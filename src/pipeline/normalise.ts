@@ -409,19 +409,18 @@ function httpsLink(link: string): string {
 function kubernetesEntities(entities: unknown): { cluster: string; namespace: string } {
   const found = { cluster: '', namespace: '' };
   if (!Array.isArray(entities)) return found;
+  // Entities are objects; arrays inside them (lists of containers, addresses) are not looked into.
   const visit = (entity: unknown, depth: number): void => {
-    if (depth > 4 || entity === null || typeof entity !== 'object') return;
-    if (!Array.isArray(entity)) {
-      const e = entity as View;
-      const type = e['type'];
-      // Only `K8s-cluster` (11 characters) and `K8s-namespace` (13) matter: other types are not lower-cased.
-      if (typeof type === 'string' && (type.length === 11 || type.length === 13 || type.trim() !== type)) {
-        const kind = type.trim().toLowerCase();
-        if (kind === 'k8s-cluster' && !found.cluster) {
-          found.cluster = text(e['name']) || text(obj(e['cloudResource'])['resourceName']) || clusterOf(text(e['resourceId']));
-        } else if (kind === 'k8s-namespace' && !found.namespace) {
-          found.namespace = text(e['name']);
-        }
+    if (depth > 4 || entity === null || typeof entity !== 'object' || Array.isArray(entity)) return;
+    const e = entity as View;
+    const type = e['type'];
+    // Only `K8s-cluster` (11 characters) and `K8s-namespace` (13) matter: other types are not lower-cased.
+    if (typeof type === 'string' && (type.length === 11 || type.length === 13 || type.trim() !== type)) {
+      const kind = type.trim().toLowerCase();
+      if (kind === 'k8s-cluster' && !found.cluster) {
+        found.cluster = text(e['name']) || text(obj(e['cloudResource'])['resourceName']) || clusterOf(text(e['resourceId']));
+      } else if (kind === 'k8s-namespace' && !found.namespace) {
+        found.namespace = text(e['name']);
       }
     }
     for (const key in entity) {

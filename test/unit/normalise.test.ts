@@ -51,6 +51,17 @@ describe('normalise: every sample becomes the Finding the design describes', () 
     expect(accepted.finding.namespace).toBe('payments');
     expect(accepted.finding.cluster).toBe('aks-entities');
 
+    // Arrays inside an entity are not looked into, even when nothing else names a namespace.
+    const inArrays = [{ Type: 'K8s-pod', Containers: [{ Type: 'K8s-cluster', Name: 'from-array' }, { Type: 'K8s-namespace', Name: 'ns-from-array' }] }];
+    const [listed] = inspectEnvelope({ input: file, body: JSON.stringify({ ...record, Entities: inArrays }) });
+    if (!listed?.ok) throw new Error(`rejected: ${listed?.entry.reason}`);
+    expect(listed.finding.namespace).toBeUndefined();
+    expect(listed.finding.cluster).toBe('k8s--295-aks1-28-otc-dev-v4'); // from the resource id
+    const before = [{ Type: 'K8s-pod', Items: [{ Type: 'K8s-namespace', Name: 'first-in-array' }], Namespace: { Type: 'K8s-namespace', Name: 'real' } }];
+    const [sibling] = inspectEnvelope({ input: file, body: JSON.stringify({ ...record, Entities: before }) });
+    if (!sibling?.ok) throw new Error(`rejected: ${sibling?.entry.reason}`);
+    expect(sibling.finding.namespace).toBe('real');
+
     // Nested deeper than four levels is not looked at.
     const deep = [{ Type: 'x', A: { B: { C: { D: { E: { Type: 'K8s-namespace', Name: 'too-deep' } } } } } }];
     const shallower = [{ Type: 'x', A: { B: { C: { D: { Type: 'K8s-namespace', Name: 'deep-enough' } } } } }];
