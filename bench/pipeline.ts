@@ -330,8 +330,11 @@ async function stageProcess(stage: Stage, receiverUrl: string): Promise<void> {
   const reply = (message: StageReply): void => void process.send?.(message);
   const [list = []] = [...bodies(RECORDS, RECORDS)];
   const faultRules = rulesOf('test/faults/routes.yaml');
-  const http = createHttpClient();
-  const renderSinks = createSinks(faultRules, { env: { HEC_URL: receiverUrl, HEC_TOKEN: TOKEN, TEAMS_URL: 'https://teams.example/hook?sig=bench', SMTP_URL: 'smtp://127.0.0.1:9' }, http });
+  // Only the render stage renders: the other stages do not build its destinations.
+  const http = stage === 'render' ? createHttpClient() : undefined;
+  const renderSinks = http
+    ? createSinks(faultRules, { env: { HEC_URL: receiverUrl, HEC_TOKEN: TOKEN, TEAMS_URL: 'https://teams.example/hook?sig=bench', SMTP_URL: 'smtp://127.0.0.1:9' }, http })
+    : new Map<string, Sink>();
   const e2e = stage === 'endToEnd' || stage === 'endToEndGzip' ? endToEnd(receiverUrl, stage === 'endToEndGzip') : undefined;
   /** One timed round of the stage (what is prepared outside the timing is prepared first). */
   const round = async (): Promise<number> => {
@@ -367,7 +370,7 @@ async function stageProcess(stage: Stage, receiverUrl: string): Promise<void> {
       );
     } else if (command === 'done') {
       void Promise.all([e2e?.close(), closeSinks(renderSinks)]).then(() => {
-        closeHttpClient(http);
+        if (http) closeHttpClient(http);
         reply({ done: true, peakRssMb: (resourceUsage().maxRSS * 1024) / 1e6 });
         process.disconnect();
       });
