@@ -2,9 +2,13 @@
  * Registration of the Event Hub function: Defender's continuous export in, routing decisions out.
  * Registration and adaptation only; the work is in src/host/eventHubBatch.ts and src/pipeline/.
  *
- * - `cardinality: 'many'` with `dataType: 'string'`: without dataType the host binds bodies as JSON and one
- *   invalid body fails the whole invocation before our code runs (functions-runtime.md). `dataType` is not
- *   in the library's types for `app.eventHub`, hence `app.generic`.
+ * - `cardinality: 'many'` with `dataType: 'binary'`: without dataType the host binds bodies as JSON and one
+ *   invalid body fails the whole invocation before our code runs (functions-runtime.md). `binary`, not
+ *   `string`: the library JSON-parses every string body it can (`fromRpcTypedData`), so with `string` the
+ *   pipeline got parsed objects, serialised each record again for Splunk and kept its parsed tree until the
+ *   batch was delivered. Bytes arrive as Buffers, which decode reads as the text they are, as it does for
+ *   files. Should a host hand over strings or objects instead, decode takes those too. `dataType` is not in
+ *   the library's types for `app.eventHub`, hence `app.generic`.
  * - Retry `exponentialBackoff` with `maxRetryCount: -1`: the handler throws only when the quarantine store is
  *   unreachable, and the host checkpoints a failed batch once retries end, so retrying until the store is
  *   back is what keeps records from being lost. The partition waits meanwhile.
@@ -39,7 +43,7 @@ app.generic('forwardDefenderExport', {
     eventHubName: '%EVENTHUB_NAME%',
     consumerGroup: '%EVENTHUB_CONSUMER_GROUP%',
     cardinality: 'many',
-    dataType: 'string',
+    dataType: 'binary',
   }),
   retry: {
     strategy: 'exponentialBackoff',

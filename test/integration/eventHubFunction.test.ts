@@ -59,8 +59,9 @@ function context(logs: Logged[], retryCount?: number): InvocationContext {
 }
 
 /**
- * What the library hands over with dataType string: strings it could parse arrive as objects, the rest as
- * strings; numbers as numbers.
+ * What the library would hand over with dataType string (the function registers binary, whose Buffers the
+ * fault suite and the registration test send): strings it could parse arrive as objects, the rest as
+ * strings; numbers as numbers. The handler takes these too.
  */
 const BATCH: unknown[] = [
   JSON.parse(alertText), // a valid alert, already parsed by the library

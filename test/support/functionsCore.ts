@@ -90,10 +90,42 @@ export interface FunctionsCoreShim {
   registration(name: string): CapturedRegistration;
   /** The trigger binding (type ending in `Trigger`) of the registration named `name`. */
   triggerOf(name: string): CapturedTrigger;
+  /**
+   * Runs the registration named `name` as the worker does: the library's own programming model turns the
+   * host's RPC data (`request`) into the handler's arguments and calls the handler with them. What the
+   * handler logs is captured in `logs` (category `user`). Answers the arguments the handler got.
+   */
+  invoke(name: string, request: RpcInvocationRequest): Promise<{ readonly inputs: readonly unknown[] }>;
   /** Forgets captured registrations, hooks and logs (the library keeps using the shim). */
   clear(): void;
   /** Restores Node's `require`. The library keeps the object it already looked up. */
   uninstall(): void;
+}
+
+/** RPC typed data as the host sends it (the subset used here: `bytes`, `string`, `json` and their collections). */
+export type RpcTypedData =
+  | { readonly string: string }
+  | { readonly json: string }
+  | { readonly bytes: Uint8Array }
+  | { readonly collectionBytes: { readonly bytes: readonly Uint8Array[] } }
+  | { readonly collectionString: { readonly string: readonly string[] } };
+
+/** An invocation request as the host sends it to the worker: the trigger's data and its metadata. */
+export interface RpcInvocationRequest {
+  readonly invocationId: string;
+  readonly inputData: readonly { readonly name: string; readonly data: RpcTypedData }[];
+  /** Keys as the host sends them (PascalCase: `PartitionContext`, `SequenceNumberArray`...). */
+  readonly triggerMetadata?: Readonly<Record<string, RpcTypedData>>;
+}
+
+/** What the shim uses of the library's programming model (`@azure/functions` InvocationModel). */
+interface InvocationModel {
+  getArguments(): Promise<{ context: unknown; inputs: unknown[] }>;
+  invokeFunction(context: unknown, inputs: unknown[], handler: CoreFunctionCallback): Promise<unknown>;
+}
+
+function isProgrammingModel(model: unknown): model is { getInvocationModel(coreContext: object): InvocationModel } {
+  return typeof model === 'object' && model !== null && typeof (model as { getInvocationModel?: unknown }).getInvocationModel === 'function';
 }
 
 interface ShimState {
@@ -195,6 +227,22 @@ function view(state: ShimState): FunctionsCoreShim {
         if (/trigger$/i.test(binding.type)) return { ...binding, bindingName };
       }
       throw new Error(`function "${name}" has no trigger binding`);
+    },
+    async invoke(name: string, request: RpcInvocationRequest): Promise<{ readonly inputs: readonly unknown[] }> {
+      const { metadata, callback } = registration(name);
+      const model = state.programmingModel;
+      if (!isProgrammingModel(model)) throw new Error('the library has not announced its programming model (nothing registered yet?)');
+      // The worker's side of the contract: the request, the function's metadata, and a log sink.
+      const invocation = model.getInvocationModel({
+        invocationId: request.invocationId,
+        request,
+        metadata: { name, bindings: metadata.bindings },
+        state: 'invocation',
+        log: (level: string, category: string, message: string) => state.logs.push({ level, category, message }),
+      });
+      const { context, inputs } = await invocation.getArguments();
+      await invocation.invokeFunction(context, inputs, callback);
+      return { inputs };
     },
     clear(): void {
       state.registrations.length = 0;

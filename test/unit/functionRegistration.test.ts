@@ -2,7 +2,6 @@
  * The Event Hub function's registration as the host receives it, captured through the functions-core shim,
  * and the app settings the app validates at start-up (the re-drive timer's: redriveRegistration.test.ts).
  */
-import { InvocationContext } from '@azure/functions';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, describe, expect, inject, it } from 'vitest';
@@ -39,18 +38,19 @@ const GOOD_ENV = {
 };
 
 describe('forwardDefenderExport registration', () => {
-  it('registers an Event Hub trigger with cardinality many, dataType string, settings-driven names and an unbounded exponential retry', async () => {
+  it('registers an Event Hub trigger with cardinality many, dataType binary, settings-driven names and an unbounded exponential retry', async () => {
     Object.assign(process.env, GOOD_ENV);
     await import('../../functions/forwardDefenderExport.js');
     const registration = shim.registration('forwardDefenderExport');
-    expect(shim.triggerOf('forwardDefenderExport')).toMatchObject({
+    const trigger = shim.triggerOf('forwardDefenderExport');
+    expect(trigger).toMatchObject({
       type: 'eventHubTrigger',
       direction: 'in',
       connection: 'EVENTHUB_CONNECTION',
       eventHubName: '%EVENTHUB_NAME%',
       consumerGroup: '%EVENTHUB_CONSUMER_GROUP%',
       cardinality: 'many',
-      dataType: 'string',
+      dataType: 'binary',
     });
     expect(registration.metadata.retryOptions).toMatchObject({
       retryStrategy: 'exponentialBackoff',
@@ -60,20 +60,24 @@ describe('forwardDefenderExport registration', () => {
     });
     expect(shim.registrations.map((r) => r.name)).toEqual(['forwardDefenderExport']);
 
-    // The registered callback runs the pipeline: a valid alert and a body that is not JSON.
-    const logs: string[] = [];
+    // The registered function runs the pipeline on what the host sends for dataType binary: the events'
+    // bytes, which the library hands over as Buffers. A valid alert and a body that is not JSON.
     const alert = readFileSync(path.join(root, 'samples/02-alert-k8s-node-crypto-miner.json'), 'utf8');
-    const context = new InvocationContext({
+    const json = (value: unknown): { json: string } => ({ json: JSON.stringify(value) });
+    const logsBefore = shim.logs.length;
+    const { inputs } = await shim.invoke('forwardDefenderExport', {
       invocationId: 'registration-test',
-      functionName: 'forwardDefenderExport',
-      logHandler: (level, ...args) => logs.push(`${level} ${args.map(String).join(' ')}`),
+      inputData: [{ name: trigger.bindingName, data: { collectionBytes: { bytes: [Buffer.from(alert), Buffer.from('{oops')] } } }],
       triggerMetadata: {
-        partitionContext: { partitionId: '0' },
-        sequenceNumberArray: [1, 2],
-        enqueuedTimeUtcArray: ['2026-11-27T00:00:00Z', '2026-11-27T00:00:01Z'],
+        PartitionContext: json({ PartitionId: '0', EventHubName: 'defender-export' }),
+        SequenceNumberArray: json([1, 2]),
+        EnqueuedTimeUtcArray: json(['2026-11-27T00:00:00Z', '2026-11-27T00:00:01Z']),
       },
     });
-    await registration.callback([JSON.parse(alert), '{oops'], context);
+    expect(inputs).toHaveLength(1);
+    const bodies = inputs[0] as unknown[];
+    expect(bodies.map((body) => Buffer.isBuffer(body))).toEqual([true, true]);
+    const logs = shim.logs.slice(logsBefore).filter((log) => log.category === 'user').map((log) => `${log.level} ${log.message}`);
     const done = logs.find((line) => line.includes('"run.summary"'));
     expect(done).toBeDefined();
     expect(JSON.parse((done ?? '').replace(/^information /, ''))).toMatchObject({
@@ -95,6 +99,9 @@ describe('forwardDefenderExport registration', () => {
     const service = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage);
     for await (const blob of service.getContainerClient(GOOD_ENV.QUARANTINE_CONTAINER).listBlobsFlat()) names.push(blob.name);
     expect(names).toEqual(['2026/11/27/0-2.json']);
+    // It holds the body exactly as it was sent.
+    const entry = await service.getContainerClient(GOOD_ENV.QUARANTINE_CONTAINER).getBlobClient('2026/11/27/0-2.json').downloadToBuffer();
+    expect(JSON.parse(entry.toString('utf8'))).toMatchObject({ input: 'eh:0/2', code: 'not-json', raw: '{oops' });
   });
 });
 
