@@ -55,63 +55,60 @@ export function hecTime(item: DeliveryItem): number | undefined {
 /**
  * The indexed fields of a finding, named after Splunk's CIM "Alerts" data model where one fits (`severity`,
  * `severity_id`, `signature`, `signature_id`, `id`, `dest`, `dest_type`, `type`, `vendor_product`) and after
- * the Defender / Azure concept otherwise. Empty values are left out.
+ * the Defender / Azure concept otherwise. Empty values are left out. They are what {@link hecFieldsJson}
+ * writes, read back.
  */
 export function hecFields(finding: Finding): HecFields {
-  const fields: HecFields = {};
-  eachHecField(finding, (key, value) => {
-    fields[key] = typeof value === 'string' ? value : [...value];
-  });
-  return fields;
+  return JSON.parse(hecFieldsJson(finding)) as HecFields;
 }
 
-/** `JSON.stringify(hecFields(finding))`, written directly (no intermediate object: it runs once per event). */
+/**
+ * The indexed fields as JSON, written directly, in one pass (no intermediate object: it runs once per event).
+ * Keys are ours and plain; each present field appears once, in this order, empty values and entries left out.
+ */
 export function hecFieldsJson(finding: Finding): string {
-  let out = '';
-  eachHecField(finding, (key, value) => {
-    out += `${out === '' ? '' : ','}"${key}":`;
-    if (typeof value === 'string') {
-      out += jsonString(value);
-      return;
-    }
-    out += '[';
-    for (let i = 0; i < value.length; i++) out += `${i === 0 ? '' : ','}${jsonString(value[i] as string)}`;
-    out += ']';
-  });
-  return `{${out}}`;
+  const cvss = finding.cvss !== undefined && Number.isFinite(finding.cvss) ? String(finding.cvss) : undefined;
+  return (
+    `{"kind":${jsonString(finding.kind)}` +
+    textField('id', finding.id) +
+    // CIM wants lower case; `unknown` is one of its values, so it is kept (a secure score has no severity).
+    textField('severity', finding.severity.toLowerCase()) +
+    // 0 unknown, 1 informational, 2 low, 3 medium, 4 high, 5 critical: the same numbers as OCSF severity_id.
+    `,"severity_id":"${severityRank(finding.severity)}"` +
+    textField('signature', finding.title !== '' ? finding.title : finding.alertType) +
+    textField('signature_id', finding.alertType) +
+    (finding.kind === 'alert' ? ',"type":"alert"' : ',"type":"event"') +
+    textField('status', finding.status) +
+    textField('dest', finding.resourceId) +
+    textField('dest_type', armResourceType(finding.resourceId)) +
+    textField('subscription', finding.subscriptionId) +
+    textField('resource_group', finding.resourceGroup) +
+    textField('cluster', finding.cluster) +
+    textField('namespace', finding.namespace) +
+    listField('mitre_tactic', finding.tactics) +
+    listField('cve', finding.cves) +
+    textField('cvss', cvss) +
+    textField('action', finding.action) +
+    (finding.snapshot ? ',"snapshot":"true"' : '') +
+    `,"vendor_product":${VENDOR_PRODUCT_JSON}}`
+  );
 }
 
-/** Keys are ours and plain; `put` gets each present field once, in order, empty values and entries left out. */
-function eachHecField(finding: Finding, put: (key: string, value: string | readonly string[]) => void): void {
-  const text = (key: string, value: string | undefined): void => {
-    if (value !== undefined && value !== '') put(key, value);
-  };
-  const list = (key: string, values: readonly string[]): void => {
-    const present = values.includes('') ? values.filter((entry) => entry !== '') : values;
-    if (present.length > 0) put(key, present);
-  };
-  text('kind', finding.kind);
-  text('id', finding.id);
-  // CIM wants lower case; `unknown` is one of its values, so it is kept (a secure score has no severity).
-  text('severity', finding.severity.toLowerCase());
-  // 0 unknown, 1 informational, 2 low, 3 medium, 4 high, 5 critical: the same numbers as OCSF severity_id.
-  text('severity_id', String(severityRank(finding.severity)));
-  text('signature', finding.title !== '' ? finding.title : finding.alertType);
-  text('signature_id', finding.alertType);
-  text('type', finding.kind === 'alert' ? 'alert' : 'event');
-  text('status', finding.status);
-  text('dest', finding.resourceId);
-  text('dest_type', armResourceType(finding.resourceId));
-  text('subscription', finding.subscriptionId);
-  text('resource_group', finding.resourceGroup);
-  text('cluster', finding.cluster);
-  text('namespace', finding.namespace);
-  list('mitre_tactic', finding.tactics);
-  list('cve', finding.cves);
-  if (finding.cvss !== undefined && Number.isFinite(finding.cvss)) text('cvss', String(finding.cvss));
-  text('action', finding.action);
-  if (finding.snapshot) text('snapshot', 'true');
-  text('vendor_product', VENDOR_PRODUCT);
+const VENDOR_PRODUCT_JSON = JSON.stringify(VENDOR_PRODUCT);
+
+/** `,"key":"value"`, or nothing for an absent or empty value. */
+function textField(key: string, value: string | undefined): string {
+  return value === undefined || value === '' ? '' : `,"${key}":${jsonString(value)}`;
+}
+
+/** `,"key":["a","b"]` without the empty entries, or nothing when none is left. */
+function listField(key: string, values: readonly string[]): string {
+  let out = '';
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i] as string;
+    if (value !== '') out += `${out === '' ? '' : ','}${jsonString(value)}`;
+  }
+  return out === '' ? '' : `,"${key}":[${out}]`;
 }
 
 /** What JSON.stringify escapes in a string (control characters, quote, backslash, lone surrogates). */
