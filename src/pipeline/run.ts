@@ -98,7 +98,9 @@ export function inspectEnvelope(envelope: Envelope, options: { limits?: DecodeLi
     if (!decoded.ok) {
       return rejected(base, { code: decoded.code, reason: decoded.reason, kind: null, errors: [], raw: decoded.raw, quarantinedAt: now });
     }
-    const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : decoded.record;
+    // The body as it arrived: its text (a Buffer's too), else the record (read only here: it may be parsed
+    // from its text when first read).
+    const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : (decoded.text ?? decoded.record);
     try {
       return inspectRecord(decoded, base, rawForQuarantine, now);
     } catch (error) {
@@ -117,7 +119,7 @@ function inspectRecord(
   if (!classification.ok) {
     return rejected(base, { code: 'unknown-kind', reason: classification.reason, kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
   }
-  const errors = validateRecord(classification.kind, classification.shape, decoded.view, decoded.record);
+  const errors = validateRecord(classification.kind, classification.shape, decoded.view, () => decoded.record);
   if (errors.length > 0) {
     return rejected(base, {
       code: 'schema',
@@ -128,7 +130,8 @@ function inspectRecord(
       quarantinedAt: now,
     });
   }
-  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record, decoded.text);
+  // A record kept as its text is not read as a parsed record here (see normaliseRecord).
+  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.text === undefined ? decoded.record : undefined, decoded.text);
   return {
     ok: true,
     input: decoded.input,
