@@ -89,8 +89,6 @@ export const DEFAULT_DECODE_LIMITS: DecodeLimits = Object.freeze({
   maxDepth: 64,
 });
 
-import { foldJsonText } from './foldText.js';
-
 /** Keys that could reach a prototype if a consumer ever copied the record with plain assignment. */
 const HOSTILE_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
 
@@ -128,11 +126,6 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
       if (deepAt !== undefined) {
         return [reject('too-deep', `nesting deeper than ${limits.maxDepth} levels at character ${deepAt}`, text.slice(0, 4096))];
       }
-    }
-    // The usual body, one record on one line of text, is parsed once, already folded.
-    if (text.length <= limits.maxRecordBytes && text.charCodeAt(0) === 0x7b && !text.includes('\n') && !text.includes('\r')) {
-      const decoded = decodeOneLine(text, input, metadata, limits);
-      if (decoded !== undefined) return [decoded];
     }
     try {
       body = JSON.parse(text) as unknown;
@@ -212,54 +205,6 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
     }
   });
   return out;
-}
-
-/**
- * A body that is one JSON object on one line of text (as Event Hubs events are), parsed once from its folded
- * text (see {@link foldJsonText}): no walk over the parsed record, no copy of it. Undefined when the general
- * path must decode the body; it then also reports whatever is wrong with it.
- */
-function decodeOneLine(text: string, input: string, metadata: EventMetadata | undefined, limits: DecodeLimits): DecodedRecord | undefined {
-  const folded = foldJsonText(text, limits.maxDepth);
-  if (folded === undefined) return undefined;
-  let view: unknown;
-  try {
-    view = JSON.parse(folded) as unknown;
-  } catch {
-    return undefined;
-  }
-  if (view === null || typeof view !== 'object' || Array.isArray(view)) return undefined;
-  // `{"records": [...]}` is a wrapper, and `{"Records": [...]}` is not: the general path tells them apart.
-  if (Object.prototype.hasOwnProperty.call(view, 'records') && Object.keys(view).length === 1) return undefined;
-  if (Buffer.byteLength(text, 'utf8') > limits.maxRecordBytes) return undefined;
-  const line = text.trim();
-  const record = view as Record<string, unknown>;
-  // Nothing folded: the view is the record, as the walk would have left it.
-  return folded === text ? withOptional({ ok: true as const, input, record, view: record, text: line }, metadata, undefined) : new FoldedRecord(input, record, line, metadata);
-}
-
-/**
- * A record decoded from its folded text. The record as received, `record`, is parsed from `text` only when
- * something reads it: a schema error's paths, or a quarantine entry of a body that was not text.
- */
-class FoldedRecord implements DecodedRecord {
-  readonly ok = true;
-  declare readonly metadata?: EventMetadata;
-  #record: Record<string, unknown> | undefined;
-
-  constructor(
-    readonly input: string,
-    readonly view: Record<string, unknown>,
-    readonly text: string,
-    metadata: EventMetadata | undefined,
-  ) {
-    if (metadata !== undefined) this.metadata = metadata;
-  }
-
-  get record(): Record<string, unknown> {
-    this.#record ??= JSON.parse(this.text) as Record<string, unknown>;
-    return this.#record;
-  }
 }
 
 function withOptional<T extends object>(value: T, metadata: EventMetadata | undefined, index: number | undefined): T {

@@ -98,8 +98,7 @@ export function inspectEnvelope(envelope: Envelope, options: { limits?: DecodeLi
     if (!decoded.ok) {
       return rejected(base, { code: decoded.code, reason: decoded.reason, kind: null, errors: [], raw: decoded.raw, quarantinedAt: now });
     }
-    // The body as it arrived: its text (a Buffer's too), else the record (read only here: it may be parsed
-    // from its text when first read).
+    // The body as it arrived: its text (a Buffer's too, the Function's events), else the record.
     const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : (decoded.text ?? decoded.record);
     try {
       return inspectRecord(decoded, base, rawForQuarantine, now);
@@ -119,7 +118,7 @@ function inspectRecord(
   if (!classification.ok) {
     return rejected(base, { code: 'unknown-kind', reason: classification.reason, kind: null, errors: [], raw: rawForQuarantine, quarantinedAt: now });
   }
-  const errors = validateRecord(classification.kind, classification.shape, decoded.view, () => decoded.record);
+  const errors = validateRecord(classification.kind, classification.shape, decoded.view, decoded.record);
   if (errors.length > 0) {
     return rejected(base, {
       code: 'schema',
@@ -130,8 +129,7 @@ function inspectRecord(
       quarantinedAt: now,
     });
   }
-  // A record kept as its text is not read as a parsed record here (see normaliseRecord).
-  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.text === undefined ? decoded.record : undefined, decoded.text);
+  const finding = normaliseRecord(classification.kind, classification.shape, decoded.view, decoded.record, decoded.text);
   return {
     ok: true,
     input: decoded.input,

@@ -62,14 +62,13 @@ export function validateRecord(
   kind: Kind,
   shape: AlertShape | 'arm',
   view: Readonly<Record<string, unknown>>,
-  /** The record as received, asked for only when there are errors (for their paths' key casing). */
-  original?: () => unknown,
+  original?: unknown,
 ): SchemaError[] {
   validators ??= compileValidators();
   const validate = kind === 'alert' ? validators.alertByShape.get(shape) : validators.byKind.get(kind);
   if (validate === undefined) throw new Error(`no schema compiled for ${kind}/${shape}`);
   if (validate(view)) return [];
-  return describeErrors(validate.errors ?? [], view, original?.());
+  return describeErrors(validate.errors ?? [], view, original);
 }
 
 // ------------------------------------------------------------------------------------------ compilation

@@ -95,3 +95,25 @@ describe('hostile input', () => {
     expect(({} as Record<string, unknown>)['constructor']).toBe(Object);
   });
 });
+
+describe('a quarantined body is kept as it arrived', () => {
+  // An alert whose id has the wrong type: it decodes, then fails its schema.
+  const text = JSON.stringify({ ...(JSON.parse(seeds[0] as string) as Record<string, unknown>), SystemAlertId: 42 });
+
+  it.each([
+    ['text', text],
+    ['bytes (the Function hands each event over as a Buffer)', Buffer.from(text)],
+  ])('as %s: the entry holds the text', (_how, body) => {
+    const [record] = inspectEnvelope({ input: 'eh:0/7', body });
+    if (record?.ok !== false) throw new Error('expected a quarantined record');
+    expect(record.entry.code).toBe('schema');
+    expect(record.entry.raw).toBe(text);
+  });
+
+  it('as a parsed body: the entry holds the value', () => {
+    const value: unknown = JSON.parse(text);
+    const [record] = inspectEnvelope({ input: 'eh:0/7', body: value });
+    if (record?.ok !== false) throw new Error('expected a quarantined record');
+    expect(record.entry.raw).toEqual(value);
+  });
+});

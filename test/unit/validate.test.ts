@@ -465,7 +465,7 @@ describe("validate: paths in the record's own spelling", () => {
     };
     const [decoded] = decodeBody({ input: 'x', body: record });
     if (!decoded?.ok) throw new Error('decode failed');
-    const paths = validateRecord('alert', 'eventHub', decoded.view, () => decoded.record).map((error) => error.path);
+    const paths = validateRecord('alert', 'eventHub', decoded.view, decoded.record).map((error) => error.path);
     expect(paths).toEqual(['Severity', 'Entities[0].Type']);
     // Without the original, the folded spelling.
     expect(validateRecord('alert', 'eventHub', decoded.view).map((error) => error.path)).toEqual(['severity', 'entities[0].type']);
