@@ -1,6 +1,7 @@
 /**
  * Adapts what the Functions Event Hub trigger hands over (cardinality many, dataType binary: a Buffer per
- * event; strings and the objects the library parses from them are taken too) to pipeline envelopes, and runs a batch: every event gets a durable outcome before the invocation returns.
+ * event; strings and the objects the library parses from them are taken too) to pipeline envelopes, and runs
+ * a batch: every event gets a durable outcome before the invocation returns.
  */
 import type { InvocationContext } from '@azure/functions';
 import type { Envelope, EventMetadata } from '../pipeline/decode.js';
