@@ -54,7 +54,8 @@ let validators: Validators | undefined;
  * `shape`. Returns the violations, at most {@link MAX_REPORTED_ERRORS} plus one entry counting the rest;
  * an empty array means the record is valid. Kinds other than `alert` have one schema and ignore `shape`.
  *
- * Paths use the view's key casing (first letter lower-case), since the view is what was validated.
+ * Paths spell keys as `original`, the record as received, spells them (`Severity`), so they can be found in it;
+ * without it, as the view does (first letter lower-case).
  *
  * @throws Error when the schemas cannot be loaded or compiled (a broken install, not a bad record).
  */
@@ -300,9 +301,9 @@ function problemAt(error: AjvError, expected: string): Problem {
 
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
-/** `/properties/status/code` -> `properties.status.code`, `/entities/2/type` -> `entities[2].type`. */
 /**
- * Renders a JSON pointer into the (case-folded) view as a dotted path. With the original record, each key is
+ * Renders a JSON pointer into the (case-folded) view as a dotted path: `/properties/status/code` ->
+ * `properties.status.code`, `/entities/2/type` -> `entities[2].type`. With the original record, each key is
  * spelled as the record spells it (`Severity`, not `severity`), so the path can be found in the record;
  * Newtonsoft `{"$values": [...]}` wrappers are stepped through.
  */
