@@ -27,7 +27,7 @@ import {
 import { BlobCheckpointStore } from '@azure/eventhubs-checkpointstore-blob';
 import type { ContainerClient } from '@azure/storage-blob';
 import type { TokenCredential } from '@azure/identity';
-import type { Envelope, EventMetadata } from '../pipeline/decode.js';
+import { bodyText, type Envelope, type EventMetadata } from '../pipeline/decode.js';
 import { addToSummary, emptySummary, type RecordResult, type RunSummary } from '../pipeline/run.js';
 import { mergeSummary } from '../pipeline/accounting.js';
 
@@ -366,7 +366,7 @@ export class StandaloneConsumer {
  * Defender sends) goes on as the value the SDK decoded.
  */
 export function envelopeOf(event: ReceivedEventData, partitionId: string): Envelope {
-  const body: unknown = event.body instanceof Uint8Array ? Buffer.from(event.body.buffer, event.body.byteOffset, event.body.byteLength).toString('utf8') : event.body;
+  const body = bodyText(event.body);
   const enqueued = event.enqueuedTimeUtc instanceof Date && !Number.isNaN(event.enqueuedTimeUtc.getTime()) ? event.enqueuedTimeUtc.toISOString() : undefined;
   const metadata: EventMetadata = {
     partitionId,

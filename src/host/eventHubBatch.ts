@@ -4,7 +4,7 @@
  * a batch: every event gets a durable outcome before the invocation returns.
  */
 import type { InvocationContext } from '@azure/functions';
-import type { Envelope, EventMetadata } from '../pipeline/decode.js';
+import { bodyText, type Envelope, type EventMetadata } from '../pipeline/decode.js';
 import { addToSummary, createPipeline, emptySummary, type RunSummary } from '../pipeline/run.js';
 import { accountRun } from '../pipeline/accounting.js';
 import { recordRun } from '../telemetry/metrics.js';
@@ -64,7 +64,8 @@ function envelopesOf(messages: unknown, batch: BatchMetadata): Envelope[] {
       ...(partitionKey !== undefined ? { partitionKey } : {}),
     };
     const input = `eh:${batch.partitionId ?? '?'}/${sequenceNumber ?? `#${i}`}`;
-    return { input, body, metadata };
+    // An event's bytes go on as its text: a quarantine entry then keeps the body exactly, as for a string.
+    return { input, body: bodyText(body), metadata };
   });
 }
 

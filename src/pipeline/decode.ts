@@ -107,11 +107,8 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
   const reject = (code: QuarantineCode, reason: string, raw: unknown, index?: number): Rejection =>
     withOptional({ ok: false as const, input, code, reason, raw }, metadata, index);
 
-  let body = envelope.body;
+  let body = bodyText(envelope.body);
   let text: string | undefined;
-  if (Buffer.isBuffer(body) || body instanceof Uint8Array) {
-    body = Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8');
-  }
   if (typeof body === 'string') {
     text = body.charCodeAt(0) === 0xfeff ? body.slice(1) : body;
     if (text.trim() === '') return [reject('empty-body', 'body is empty', text)];
@@ -205,6 +202,14 @@ export function decodeBody(envelope: Envelope, limits: DecodeLimits = DEFAULT_DE
     }
   });
   return out;
+}
+
+/**
+ * A body handed over as bytes (a Buffer, any Uint8Array) as its UTF-8 text; any other body as it is. Hosts
+ * turn event bodies into text with it, so that a record's text, not its bytes, reaches the pipeline.
+ */
+export function bodyText(body: unknown): unknown {
+  return body instanceof Uint8Array ? Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8') : body;
 }
 
 function withOptional<T extends object>(value: T, metadata: EventMetadata | undefined, index: number | undefined): T {

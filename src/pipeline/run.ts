@@ -98,8 +98,7 @@ export function inspectEnvelope(envelope: Envelope, options: { limits?: DecodeLi
     if (!decoded.ok) {
       return rejected(base, { code: decoded.code, reason: decoded.reason, kind: null, errors: [], raw: decoded.raw, quarantinedAt: now });
     }
-    // The body as it arrived: its text (a Buffer's too, the Function's events), else the record.
-    const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : (decoded.text ?? decoded.record);
+    const rawForQuarantine = decoded.index === undefined && typeof envelope.body === 'string' ? envelope.body : decoded.record;
     try {
       return inspectRecord(decoded, base, rawForQuarantine, now);
     } catch (error) {

@@ -91,31 +91,52 @@ export interface FunctionsCoreShim {
   /** The trigger binding (type ending in `Trigger`) of the registration named `name`. */
   triggerOf(name: string): CapturedTrigger;
   /**
-   * Runs the registration named `name` as the worker does: the library's own programming model turns the
-   * host's RPC data (`request`) into the handler's arguments and calls the handler with them. What the
-   * handler logs is captured in `logs` (category `user`). Answers the arguments the handler got.
+   * Runs the registration named `name` on a batch of trigger bodies as the host and the worker do: the bodies
+   * are encoded as the host encodes them for the trigger's registered `dataType` (see
+   * {@link hostTriggerData}), and the library's own programming model turns that RPC data into the handler's
+   * arguments and calls the handler. What the handler logs is captured in `logs` (category `user`). Answers
+   * the arguments the handler got.
    */
-  invoke(name: string, request: RpcInvocationRequest): Promise<{ readonly inputs: readonly unknown[] }>;
+  invoke(name: string, request: TriggerInvocation): Promise<{ readonly inputs: readonly unknown[] }>;
   /** Forgets captured registrations, hooks and logs (the library keeps using the shim). */
   clear(): void;
   /** Restores Node's `require`. The library keeps the object it already looked up. */
   uninstall(): void;
 }
 
-/** RPC typed data as the host sends it (the subset used here: `bytes`, `string`, `json` and their collections). */
+/** RPC typed data as the host sends it (the subset used here). */
 export type RpcTypedData =
   | { readonly string: string }
   | { readonly json: string }
   | { readonly bytes: Uint8Array }
   | { readonly collectionBytes: { readonly bytes: readonly Uint8Array[] } }
-  | { readonly collectionString: { readonly string: readonly string[] } };
+  | { readonly collectionString: { readonly string: readonly string[] } }
+  | { readonly collectionSint64: { readonly sint64: readonly number[] } };
 
-/** An invocation request as the host sends it to the worker: the trigger's data and its metadata. */
-export interface RpcInvocationRequest {
+/** A batch for a trigger with cardinality many: its bodies as sent, and the trigger metadata. */
+export interface TriggerInvocation {
   readonly invocationId: string;
-  readonly inputData: readonly { readonly name: string; readonly data: RpcTypedData }[];
-  /** Keys as the host sends them (PascalCase: `PartitionContext`, `SequenceNumberArray`...). */
+  /** The events' bodies, as their producer sent them (UTF-8 text). */
+  readonly bodies: readonly string[];
+  /**
+   * Keys and encodings as the host sends them: PascalCase (`PartitionContext`, `SequenceNumberArray`...);
+   * Event Hubs' sequence numbers as `collectionSint64`, offsets and partition keys as `collectionString`.
+   */
   readonly triggerMetadata?: Readonly<Record<string, RpcTypedData>>;
+}
+
+/**
+ * What the host sends the worker for a batch of bodies, by the trigger's `dataType` (Node.js worker, which
+ * declares typed-data collections but not empty entries):
+ * - `binary`: the bytes of each body (`collectionBytes`);
+ * - `string`: each body as a string (`collectionString`), empty ones left out;
+ * - none: the bodies bound as JSON; one that is not JSON fails the whole invocation before the worker is
+ *   called (thrown here).
+ */
+export function hostTriggerData(dataType: unknown, bodies: readonly string[]): RpcTypedData {
+  if (dataType === 'binary') return { collectionBytes: { bytes: bodies.map((body) => new Uint8Array(Buffer.from(body, 'utf8'))) } };
+  if (dataType === 'string') return { collectionString: { string: bodies.filter((body) => body !== '') } };
+  return { json: JSON.stringify(bodies.map((body) => JSON.parse(body) as unknown)) };
 }
 
 /** What the shim uses of the library's programming model (`@azure/functions` InvocationModel). */
@@ -228,13 +249,21 @@ function view(state: ShimState): FunctionsCoreShim {
       }
       throw new Error(`function "${name}" has no trigger binding`);
     },
-    async invoke(name: string, request: RpcInvocationRequest): Promise<{ readonly inputs: readonly unknown[] }> {
+    async invoke(name: string, batch: TriggerInvocation): Promise<{ readonly inputs: readonly unknown[] }> {
       const { metadata, callback } = registration(name);
       const model = state.programmingModel;
       if (!isProgrammingModel(model)) throw new Error('the library has not announced its programming model (nothing registered yet?)');
+      const trigger = Object.entries(metadata.bindings).find(([, binding]) => /trigger$/i.test(binding.type));
+      if (trigger === undefined) throw new Error(`function "${name}" has no trigger binding`);
+      const [bindingName, binding] = trigger;
+      const request = {
+        invocationId: batch.invocationId,
+        inputData: [{ name: bindingName, data: hostTriggerData(binding['dataType'], batch.bodies) }],
+        triggerMetadata: batch.triggerMetadata ?? {},
+      };
       // The worker's side of the contract: the request, the function's metadata, and a log sink.
       const invocation = model.getInvocationModel({
-        invocationId: request.invocationId,
+        invocationId: batch.invocationId,
         request,
         metadata: { name, bindings: metadata.bindings },
         state: 'invocation',

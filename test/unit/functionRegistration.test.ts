@@ -60,31 +60,34 @@ describe('forwardDefenderExport registration', () => {
     });
     expect(shim.registrations.map((r) => r.name)).toEqual(['forwardDefenderExport']);
 
-    // The registered function runs the pipeline on what the host sends for dataType binary: the events'
-    // bytes, which the library hands over as Buffers. A valid alert and a body that is not JSON.
+    // The registered function runs the pipeline on what the host sends for its dataType (binary: the events'
+    // bytes, which the library hands over as Buffers): a valid alert (pretty-printed, as in the samples), a
+    // body that is not JSON, and a one-line alert that fails its schema, with numbers JSON.parse would change.
     const alert = readFileSync(path.join(root, 'samples/02-alert-k8s-node-crypto-miner.json'), 'utf8');
+    const badLine = `{"SystemAlertId":42,"AlertType":"K8S.NODE_Test","Big":12345678901234567890,"Float":1.0}`;
     const json = (value: unknown): { json: string } => ({ json: JSON.stringify(value) });
     const logsBefore = shim.logs.length;
     const { inputs } = await shim.invoke('forwardDefenderExport', {
       invocationId: 'registration-test',
-      inputData: [{ name: trigger.bindingName, data: { collectionBytes: { bytes: [Buffer.from(alert), Buffer.from('{oops')] } } }],
+      bodies: [alert, '{oops', badLine],
       triggerMetadata: {
         PartitionContext: json({ PartitionId: '0', EventHubName: 'defender-export' }),
-        SequenceNumberArray: json([1, 2]),
-        EnqueuedTimeUtcArray: json(['2026-11-27T00:00:00Z', '2026-11-27T00:00:01Z']),
+        SequenceNumberArray: { collectionSint64: { sint64: [1, 2, 3] } },
+        OffsetArray: { collectionString: { string: ['4096', '8192', '12288'] } },
+        EnqueuedTimeUtcArray: json(['2026-11-27T00:00:00Z', '2026-11-27T00:00:01Z', '2026-11-27T00:00:02Z']),
       },
     });
     expect(inputs).toHaveLength(1);
     const bodies = inputs[0] as unknown[];
-    expect(bodies.map((body) => Buffer.isBuffer(body))).toEqual([true, true]);
+    expect(bodies.map((body) => Buffer.isBuffer(body))).toEqual([true, true, true]);
     const logs = shim.logs.slice(logsBefore).filter((log) => log.category === 'user').map((log) => `${log.level} ${log.message}`);
     const done = logs.find((line) => line.includes('"run.summary"'));
     expect(done).toBeDefined();
     expect(JSON.parse((done ?? '').replace(/^information /, ''))).toMatchObject({
       host: 'function',
-      received: 2,
+      received: 3,
       routed: 1,
-      quarantined: 1,
+      quarantined: 2,
       // Nothing listens at the destinations: every delivery is retried within the 5 s budget, then
       // dead-lettered in the container the settings name. Nothing is lost.
       delivered: {},
@@ -94,14 +97,15 @@ describe('forwardDefenderExport registration', () => {
     const storage = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage);
     for await (const blob of storage.getContainerClient(GOOD_ENV.DEADLETTER_CONTAINER).listBlobsFlat()) letters.push(blob.name.split('/')[0] ?? '');
     expect(letters.sort()).toEqual(['oncall-email', 'oncall-teams', 'platform-teams', 'splunk']);
-    // The quarantine store the settings name got the body that is not JSON.
+    // The quarantine store the settings name got the two bad bodies, each exactly as it was sent (a library
+    // that parsed the schema failure, as it does for dataType string, would have kept 12345678901234567000).
     const names: string[] = [];
-    const service = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage);
-    for await (const blob of service.getContainerClient(GOOD_ENV.QUARANTINE_CONTAINER).listBlobsFlat()) names.push(blob.name);
-    expect(names).toEqual(['2026/11/27/0-2.json']);
-    // It holds the body exactly as it was sent.
-    const entry = await service.getContainerClient(GOOD_ENV.QUARANTINE_CONTAINER).getBlobClient('2026/11/27/0-2.json').downloadToBuffer();
-    expect(JSON.parse(entry.toString('utf8'))).toMatchObject({ input: 'eh:0/2', code: 'not-json', raw: '{oops' });
+    const quarantine = BlobServiceClient.fromConnectionString(GOOD_ENV.AzureWebJobsStorage).getContainerClient(GOOD_ENV.QUARANTINE_CONTAINER);
+    for await (const blob of quarantine.listBlobsFlat()) names.push(blob.name);
+    expect(names.sort()).toEqual(['2026/11/27/0-2.json', '2026/11/27/0-3.json']);
+    const entry = async (blob: string): Promise<unknown> => JSON.parse((await quarantine.getBlobClient(blob).downloadToBuffer()).toString('utf8'));
+    expect(await entry('2026/11/27/0-2.json')).toMatchObject({ input: 'eh:0/2', code: 'not-json', raw: '{oops' });
+    expect(await entry('2026/11/27/0-3.json')).toMatchObject({ input: 'eh:0/3', code: 'schema', raw: badLine });
   });
 });
 

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { envelopesFromBatch } from '../../src/host/eventHubBatch.js';
 import { inspectEnvelope } from '../../src/pipeline/run.js';
 
 const fixtures = path.resolve(import.meta.dirname, '../fixtures/defender');
@@ -98,22 +99,31 @@ describe('hostile input', () => {
 
 describe('a quarantined body is kept as it arrived', () => {
   // An alert whose id has the wrong type: it decodes, then fails its schema.
-  const text = JSON.stringify({ ...(JSON.parse(seeds[0] as string) as Record<string, unknown>), SystemAlertId: 42 });
+  const bad = { ...(JSON.parse(seeds[0] as string) as Record<string, unknown>), SystemAlertId: 42 };
+  const line = JSON.stringify(bad);
+  const bodies: [string, string][] = [
+    ['one line', line],
+    ['a line ending in a newline', `${line}\n`],
+    ['a line ending in CRLF', `${line}\r\n`],
+    ['pretty-printed', JSON.stringify(bad, null, 2)],
+    ['with a byte order mark', `\uFEFF${line}`],
+    ['with numbers JSON.parse would change', line.replace('{', '{"Big":12345678901234567890,"Float":1.0,')],
+  ];
 
-  it.each([
-    ['text', text],
-    ['bytes (the Function hands each event over as a Buffer)', Buffer.from(text)],
-  ])('as %s: the entry holds the text', (_how, body) => {
-    const [record] = inspectEnvelope({ input: 'eh:0/7', body });
-    if (record?.ok !== false) throw new Error('expected a quarantined record');
-    expect(record.entry.code).toBe('schema');
-    expect(record.entry.raw).toBe(text);
+  it.each(bodies)('%s, as text and as a Function event\'s bytes: the entry holds the text exactly', (_how, text) => {
+    const [event] = envelopesFromBatch([Buffer.from(text)], { partitionContext: { partitionId: '0' }, sequenceNumberArray: [7] });
+    for (const envelope of [{ input: 'eh:0/7', body: text }, event]) {
+      if (envelope === undefined) throw new Error('no envelope');
+      const [record] = inspectEnvelope(envelope);
+      if (record?.ok !== false) throw new Error('expected a quarantined record');
+      expect(record.entry.code).toBe('schema');
+      expect(record.entry.raw).toBe(text);
+    }
   });
 
   it('as a parsed body: the entry holds the value', () => {
-    const value: unknown = JSON.parse(text);
-    const [record] = inspectEnvelope({ input: 'eh:0/7', body: value });
+    const [record] = inspectEnvelope({ input: 'eh:0/7', body: bad });
     if (record?.ok !== false) throw new Error('expected a quarantined record');
-    expect(record.entry.raw).toEqual(value);
+    expect(record.entry.raw).toEqual(bad);
   });
 });

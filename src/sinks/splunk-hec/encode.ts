@@ -68,8 +68,9 @@ export function hecFields(finding: Finding): HecFields {
  */
 export function hecFieldsJson(finding: Finding): string {
   const cvss = finding.cvss !== undefined && Number.isFinite(finding.cvss) ? String(finding.cvss) : undefined;
-  return (
-    `{"kind":${jsonString(finding.kind)}` +
+  // Each field comes with a leading comma; `vendor_product` is always there, so the first comma is dropped.
+  const fields =
+    textField('kind', finding.kind) +
     textField('id', finding.id) +
     // CIM wants lower case; `unknown` is one of its values, so it is kept (a secure score has no severity).
     textField('severity', finding.severity.toLowerCase()) +
@@ -90,8 +91,8 @@ export function hecFieldsJson(finding: Finding): string {
     textField('cvss', cvss) +
     textField('action', finding.action) +
     (finding.snapshot ? ',"snapshot":"true"' : '') +
-    `,"vendor_product":${VENDOR_PRODUCT_JSON}}`
-  );
+    `,"vendor_product":${VENDOR_PRODUCT_JSON}`;
+  return `{${fields.slice(1)}}`;
 }
 
 const VENDOR_PRODUCT_JSON = JSON.stringify(VENDOR_PRODUCT);
