@@ -6,8 +6,11 @@
  *   invalid body fails the whole invocation before our code runs (functions-runtime.md). `binary`, not
  *   `string`: the library JSON-parses every string body it can (`fromRpcTypedData`), so with `string` the
  *   pipeline got parsed objects, serialised each record again for Splunk and kept its parsed tree until the
- *   batch was delivered. Bytes arrive as Buffers, which decode reads as the text they are, as it does for
- *   files. Should a host hand over strings or objects instead, decode takes those too. `dataType` is not in
+ *   batch was delivered. Bytes arrive as Buffers, which the handler turns into their text, as files are
+ *   read. Binary also keeps an empty body in its place: for `string`, the host leaves empty strings out of
+ *   the list (the Node.js worker does not ask for empty entries), and the bodies after one would no longer
+ *   line up with the metadata arrays. Should a host hand over strings or objects instead, decode takes
+ *   those too. `dataType` is not in
  *   the library's types for `app.eventHub`, hence `app.generic`.
  * - Retry `exponentialBackoff` with `maxRetryCount: -1`: the handler throws only when the quarantine store is
  *   unreachable, and the host checkpoints a failed batch once retries end, so retrying until the store is
