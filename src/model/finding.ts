@@ -102,9 +102,10 @@ export function withRecord(draft: Draft, raw: unknown): Finding {
 
 /**
  * A Finding holding its record as the JSON text it arrived as: `rawText`, and `raw` parsed again from it only
- * when something reads it (a dead letter, the webhook sink, a record quarantined by a routing defect). The parsed tree and the view
- * of a record then die young, right after normalisation, instead of living on, in the old generation of the
- * heap, until the batch is delivered. Every such Finding shares the one getter, so V8 keeps them fast objects.
+ * when something reads it (a dead letter, the webhook sink, a record quarantined by a routing defect). The
+ * parsed tree and the view of a record then die young, right after normalisation, instead of living on, in
+ * the old generation of the heap, until the batch is delivered. Every such Finding shares the one getter, so
+ * V8 keeps them fast objects.
  */
 export function withRecordText(draft: Draft, text: string): Finding {
   Object.defineProperty(draft, 'rawText', { value: text, enumerable: false });
@@ -117,9 +118,12 @@ const parsedRecords = new WeakMap<object, unknown>();
 
 const RAW_FROM_TEXT: PropertyDescriptor = Object.freeze({
   get(this: Finding): unknown {
-    if (parsedRecords.has(this)) return parsedRecords.get(this);
-    const raw: unknown = JSON.parse(this.rawText ?? 'null');
-    parsedRecords.set(this, raw);
+    // JSON.parse never answers undefined, so a cached record is never mistaken for a missing one.
+    let raw: unknown = parsedRecords.get(this);
+    if (raw === undefined) {
+      raw = JSON.parse(this.rawText ?? 'null');
+      parsedRecords.set(this, raw);
+    }
     return raw;
   },
   enumerable: true,
